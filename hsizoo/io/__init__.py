@@ -1,4 +1,37 @@
-"""Reading hyperspectral scenes and writing class maps."""
-from .scene import Scene
+"""Reading hyperspectral scenes and writing class maps.
 
-__all__ = ["Scene"]
+Readers: GeoTIFF / ENVI (rasterio) and MATLAB .mat (scipy, h5py), with band wavelengths found in
+the file's metadata or a sensor preset. Writers: tiled, compressed, colour-mapped class maps and
+confidence maps on the scene's grid, whole or window by window. Quicklook PNGs for a first look.
+"""
+from .colors import default_palette
+from .quicklook import save_quicklook
+from .readers import SceneInfo, iter_windows, read_labels, read_scene, read_scene_info, valid_mask
+from .scene import Scene
+from .windows import WindowBlock, plan_windows
+from .writers import (
+    open_class_map_writer,
+    open_confidence_map_writer,
+    read_class_map_metadata,
+    write_class_map,
+    write_confidence_map,
+)
+
+__all__ = [
+    "Scene",
+    "SceneInfo",
+    "WindowBlock",
+    "default_palette",
+    "iter_windows",
+    "open_class_map_writer",
+    "open_confidence_map_writer",
+    "plan_windows",
+    "read_class_map_metadata",
+    "read_labels",
+    "read_scene",
+    "read_scene_info",
+    "save_quicklook",
+    "valid_mask",
+    "write_class_map",
+    "write_confidence_map",
+]
