@@ -6,10 +6,45 @@ models in timm's registry, so ``timm.create_model("s2former_base")`` works too.
 """
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-from . import models  # noqa: F401  (registers models with timm)
-from .io.scene import Scene
-from .models import S2Former
+from . import models  # noqa: F401,E402  (registers the models with timm)
+from .io.scene import Scene  # noqa: E402
+from .models import S2Former  # noqa: E402
 
-__all__ = ["__version__", "S2Former", "Scene"]
+# Public functions, imported on first use so that `import hsizoo` stays light.
+_LAZY = {
+    "create_model": "hsizoo.models._factory",
+    "list_models": "hsizoo.models._factory",
+    "list_pretrained": "hsizoo.models._factory",
+    "save_pretrained": "hsizoo.models._hub",
+    "load_pretrained": "hsizoo.models._hub",
+    "push_to_hub": "hsizoo.models._hub",
+    "read_scene": "hsizoo.io",
+    "load_dataset": "hsizoo.datasets",
+    "list_datasets": "hsizoo.datasets",
+    "few_shot_split": "hsizoo.splits",
+    "simulate_scene": "hsizoo.simulate",
+    "get_sensor": "hsizoo.sensors",
+    "list_sensors": "hsizoo.sensors",
+    "pretrain": "hsizoo.pretrain",
+    "finetune": "hsizoo.finetune",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hsizoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["__version__", "S2Former", "Scene", *_LAZY]
