@@ -1,0 +1,731 @@
+"""Pretrained weights: offline-first resolution, verified safetensors loading, save and push.
+
+A checkpoint is a folder whose content is exactly a Hugging Face Hub model repository
+(DESIGN.md, "Weights and the Hub")::
+
+    model.safetensors   the weights (never a pickle)
+    config.json         architecture, model_args, canonical grid, sha256 of the weights, provenance
+    README.md           the model card, rendered from config.json by :mod:`hsizoo.models._card`
+
+Loading is offline-first. For a pretrained config (timm's ``pretrained_cfg`` dict, see
+:class:`hsizoo.models._pretrained.HsiPretrainedCfg`) the places tried, in order, are:
+
+1. an explicit path, ``pretrained_cfg["file"]`` (a ``.safetensors`` file or a saved folder);
+2. local mirror folders of Hub repositories: each folder of ``HSIZOO_HUB_MIRROR``
+   (``os.pathsep``-separated), then ``<source checkout>/model_cards/``; in each,
+   ``<mirror>/<org>/<repo>/model.safetensors`` and ``<mirror>/<repo>/model.safetensors``;
+3. the Hugging Face cache and the Hub through :func:`huggingface_hub.hf_hub_download`, which
+   honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` as users expect.
+
+Every candidate is checked against the sha256 pinned in the pretrained config and the sha256
+recorded in the ``config.json`` beside it. When nothing works, :class:`CheckpointError` names
+every place tried and why it failed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckpointError",
+    "CheckpointNotFoundError",
+    "WEIGHTS_NAME",
+    "CONFIG_NAME",
+    "CARD_NAME",
+    "MIRROR_ENV",
+    "resolve_checkpoint",
+    "locate_checkpoint",
+    "load_pretrained",
+    "load_state_dict",
+    "save_pretrained",
+    "verify_folder",
+    "push_to_hub",
+    "file_sha256",
+]
+
+_logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+MIRROR_ENV = "HSIZOO_HUB_MIRROR"
+#: Extensions of pickle-based checkpoints, which hsizoo refuses to load (arbitrary code execution).
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
+
+_HELP = (
+    "What to do: pass checkpoint_path=<folder or model.safetensors> (CLI: --checkpoint), or put "
+    f"a copy of the Hub repository under a folder named in ${MIRROR_ENV} "
+    "(<mirror>/<org>/<repo>/model.safetensors), or check the network, HF_ENDPOINT and "
+    "HF_HUB_OFFLINE so that huggingface_hub can download it."
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be found, verified or loaded; the message says what was tried."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No place named by the pretrained config holds the checkpoint."""
+
+
+# --------------------------------------------------------------------------------------------
+# sha256
+# --------------------------------------------------------------------------------------------
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, streamed, cached within the process by (path, size, mtime).
+
+    Args:
+        path: File to hash (symlinks are followed, so Hub-cache pointers hash their blob).
+
+    Returns:
+        The lower-case hex digest.
+    """
+    real = Path(path).resolve()
+    st = real.stat()
+    key = (str(real), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(real, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Resolution
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ResolvedCheckpoint:
+    """A verified checkpoint file and where it came from.
+
+    Attributes:
+        path: The ``model.safetensors`` file.
+        source: ``"file"``, ``"mirror"`` or ``"hub"``.
+        sha256: Its sha256.
+        config: The ``config.json`` beside it, or an empty dict.
+        tried: Places tried before this one, with why each failed.
+    """
+
+    path: Path
+    source: str
+    sha256: str
+    config: dict[str, Any] = field(default_factory=dict)
+    tried: list[str] = field(default_factory=list)
+
+
+class _Rejected(Exception):
+    """A candidate file exists but is unusable (checksum, corrupt, pickle)."""
+
+    def __init__(self, reason: str, checksum: bool = False) -> None:
+        super().__init__(reason)
+        self.checksum = checksum
+
+
+def _repo_root() -> Path:
+    # hsizoo/models/_hub.py -> repo root; the same as Path(hsizoo.__file__).resolve().parents[1].
+    return Path(__file__).resolve().parents[2]
+
+
+def mirror_folders() -> list[Path]:
+    """Local mirror folders of Hub repositories, in the order they are searched.
+
+    Returns:
+        The folders of ``$HSIZOO_HUB_MIRROR`` (whether or not they exist), then the source
+        checkout's ``model_cards/`` folder when it exists.
+    """
+    folders = [Path(p).expanduser() for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
+    cards = _repo_root() / "model_cards"
+    if cards.is_dir():
+        folders.append(cards)
+    return folders
+
+
+def _mirror_candidates(hf_hub_id: str) -> list[Path]:
+    out: list[Path] = []
+    name = hf_hub_id.rsplit("/", 1)[-1]
+    for folder in mirror_folders():
+        for rel in dict.fromkeys((hf_hub_id, name)):  # dedupe when the id has no org part
+            out.append(folder / rel / WEIGHTS_NAME)
+    return out
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    cfg_path = folder / CONFIG_NAME
+    if not cfg_path.is_file():
+        return {}
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise _Rejected(f"{cfg_path} is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise _Rejected(f"{cfg_path} does not hold a JSON object")
+    return cfg
+
+
+def _refuse_pickle(path: Path) -> None:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CheckpointError(
+            f"Refusing to load {path}: '{path.suffix}' files are Python pickles, and unpickling "
+            "can run arbitrary code. hsizoo loads only safetensors. Convert it once, on a machine "
+            "and from a source you trust: state = torch.load(path, weights_only=True); "
+            "safetensors.torch.save_file(state, 'model.safetensors')."
+        )
+
+
+def _check_candidate(path: Path, expected_sha: str | None, config: dict[str, Any] | None = None
+                     ) -> tuple[str, dict[str, Any]]:
+    """Verify one candidate file; returns (sha256, config.json beside it) or raises _Rejected."""
+    if config is None:
+        config = _read_config(path.parent)
+    got = file_sha256(path)
+    for label, want in (("the pretrained config", expected_sha),
+                        (str(path.parent / CONFIG_NAME), config.get("sha256"))):
+        if want and want.lower() != got:
+            raise _Rejected(
+                f"checksum mismatch: expected {want.lower()} (from {label}), got {got} for {path}; "
+                "the file is corrupt or was tampered with; delete it and re-download it (Hub cache: "
+                "hf_hub_download(..., force_download=True)) or restore it from a trusted copy",
+                checksum=True,
+            )
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            f.keys()
+    except Exception as e:  # safetensors raises its own SafetensorError, or OSError
+        raise _Rejected(f"{path} is not a valid safetensors file ({e}); it is corrupt or "
+                        "truncated: delete it and fetch it again") from None
+    return got, config
+
+
+def _try_hub(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
+    """Fetch model.safetensors (and config.json if present) through huggingface_hub.
+
+    Returns:
+        (path or None, reason it failed).
+    """
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    rev = revision or "main"
+    where = f"Hugging Face Hub {repo_id}@{rev} via {constants.ENDPOINT} (cache {constants.HF_HUB_CACHE})"
+    kw: dict[str, Any] = dict(revision=revision, library_name="hsizoo", library_version=_hsizoo_version())
+    try:
+        path = Path(hf_hub_download(repo_id, WEIGHTS_NAME, **kw))
+    except hf_errors.RepositoryNotFoundError:
+        return None, f"{where}: repository not found (or private/gated and no valid token)"
+    except hf_errors.RevisionNotFoundError:
+        return None, f"{where}: revision {rev!r} not found in the repository"
+    except hf_errors.RemoteEntryNotFoundError:
+        return None, f"{where}: the repository has no {WEIGHTS_NAME}"
+    except hf_errors.LocalEntryNotFoundError as e:
+        if constants.is_offline_mode():
+            return None, f"{where}: offline (HF_HUB_OFFLINE=1) and not in the cache"
+        return None, (f"{where}: not in the cache and the Hub could not be reached "
+                      f"({_first_line(e.__cause__ or e)})")
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as e:
+        return None, f"{where}: {type(e).__name__}: {_first_line(e)}"
+    # config.json carries the recorded sha256 and the provenance; a repository without one is
+    # still loadable (the pretrained config's sha256 is then the only check).
+    try:
+        hf_hub_download(repo_id, CONFIG_NAME, **kw)
+    except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, OSError, ValueError) as e:
+        _logger.debug("no %s for %s@%s: %s", CONFIG_NAME, repo_id, rev, _first_line(e))
+    return path, where
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _cfg_name(cfg: Mapping[str, Any]) -> str:
+    arch, tag = cfg.get("architecture"), cfg.get("tag")
+    return f"{arch}.{tag}" if arch and tag else str(arch or "<unnamed model>")
+
+
+def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
+    """Find and verify the checkpoint a pretrained config points at.
+
+    Args:
+        pretrained_cfg: timm pretrained config as a dict (``file``, ``hf_hub_id``,
+            ``hf_hub_revision``, ``sha256``, ``architecture``, ``tag``).
+
+    Returns:
+        The verified checkpoint and where it came from.
+
+    Raises:
+        CheckpointNotFoundError: no place holds it; the message lists every place tried.
+        CheckpointError: the explicit file is unusable, or every copy found failed verification.
+    """
+    expected = pretrained_cfg.get("sha256") or None
+    name = _cfg_name(pretrained_cfg)
+
+    explicit = pretrained_cfg.get("file")
+    if explicit:
+        # An explicit path is the user's choice: never fall back to another copy behind their back.
+        p = Path(explicit).expanduser()
+        _refuse_pickle(p)
+        target = p / WEIGHTS_NAME if p.is_dir() else p
+        if not target.is_file():
+            hint = f" (the folder has no {WEIGHTS_NAME})" if p.is_dir() else ""
+            raise CheckpointNotFoundError(
+                f"Checkpoint for {name} not found: explicit path {target} does not exist{hint}. "
+                "Pass a model.safetensors file or a folder written by hsizoo.save_pretrained.")
+        if target.suffix != ".safetensors":
+            raise CheckpointError(f"{target} is not a .safetensors file; hsizoo loads only safetensors.")
+        try:
+            sha, cfg = _check_candidate(target, expected)
+        except _Rejected as e:
+            raise CheckpointError(f"Checkpoint for {name} refused: {e}") from None
+        return ResolvedCheckpoint(target, "file", sha, cfg, [f"explicit file {target}: ok"])
+
+    tried: list[str] = []
+    checksum_failed = False
+    hub_id = pretrained_cfg.get("hf_hub_id") or None
+    if hub_id is None:
+        tried.append("explicit file: none given (pretrained_cfg has no 'file')")
+        tried.append("mirrors and Hub: the pretrained config names no hf_hub_id")
+        raise CheckpointNotFoundError(
+            f"No weights for {name}: its pretrained config names neither a file nor a Hub "
+            f"repository. Tried:\n  - " + "\n  - ".join(tried) + f"\n{_HELP}")
+
+    if not _mirror_candidates(hub_id):
+        tried.append(f"local mirrors: none configured (${MIRROR_ENV} unset, no model_cards/ folder)")
+    for cand in _mirror_candidates(hub_id):
+        if not cand.is_file():
+            tried.append(f"mirror {cand}: not found")
+            continue
+        try:
+            sha, cfg = _check_candidate(cand, expected)
+        except _Rejected as e:
+            checksum_failed |= e.checksum
+            tried.append(f"mirror {cand}: {e}")
+            continue
+        _logger.info("%s: loading %s from local mirror %s", name, hub_id, cand)
+        return ResolvedCheckpoint(cand, "mirror", sha, cfg, tried)
+
+    path, why = _try_hub(hub_id, pretrained_cfg.get("hf_hub_revision") or None)
+    if path is None:
+        tried.append(why)
+    else:
+        try:
+            sha, cfg = _check_candidate(path, expected)
+        except _Rejected as e:
+            checksum_failed |= e.checksum
+            tried.append(f"{why}: {e}")
+        else:
+            return ResolvedCheckpoint(path, "hub", sha, cfg, tried)
+
+    cls = CheckpointError if checksum_failed else CheckpointNotFoundError
+    head = "refused" if checksum_failed else "not found"
+    raise cls(f"Checkpoint for {name} ({hub_id}) {head}. Tried, in order:\n  - "
+              + "\n  - ".join(tried) + f"\n{_HELP}")
+
+
+def resolve_checkpoint(pretrained_cfg: Mapping[str, Any]) -> Path:
+    """Path of the verified local ``model.safetensors`` a pretrained config points at.
+
+    Downloads through huggingface_hub when no local copy exists (and the Hub is reachable).
+
+    Args:
+        pretrained_cfg: timm pretrained config as a dict.
+
+    Returns:
+        The local file, verified against every sha256 known for it.
+
+    Raises:
+        CheckpointNotFoundError: nothing found; the message lists every place tried.
+        CheckpointError: found only copies that failed verification, or a pickle was named.
+    """
+    return resolve(pretrained_cfg).path
+
+
+def locate_checkpoint(pretrained_cfg: Mapping[str, Any]) -> str:
+    """Where a pretrained config would be loaded from right now, without downloading anything.
+
+    Args:
+        pretrained_cfg: timm pretrained config as a dict.
+
+    Returns:
+        One line: the explicit file, the mirror path, the Hugging Face cache hit, the URL it would
+        be downloaded from, or why it is unavailable. Checksums are not verified here.
+    """
+    explicit = pretrained_cfg.get("file")
+    if explicit:
+        p = Path(explicit).expanduser()
+        target = p / WEIGHTS_NAME if p.is_dir() else p
+        return f"explicit file {target}" + ("" if target.is_file() else " (missing)")
+    hub_id = pretrained_cfg.get("hf_hub_id")
+    if not hub_id:
+        return "no weights (no file, no hf_hub_id)"
+    for cand in _mirror_candidates(hub_id):
+        if cand.is_file():
+            return f"mirror {cand}"
+    from huggingface_hub import constants, hf_hub_url, try_to_load_from_cache
+
+    rev = pretrained_cfg.get("hf_hub_revision") or None
+    hit = try_to_load_from_cache(hub_id, WEIGHTS_NAME, revision=rev)
+    if isinstance(hit, str):
+        return f"Hugging Face cache {hit}"
+    if constants.is_offline_mode():
+        return f"unavailable: offline (HF_HUB_OFFLINE=1) and {hub_id}@{rev or 'main'} is not cached"
+    return f"would download {hf_hub_url(hub_id, WEIGHTS_NAME, revision=rev)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a safetensors state dict onto the CPU; never unpickles.
+
+    Args:
+        path: A ``.safetensors`` file.
+
+    Returns:
+        The tensors by name.
+
+    Raises:
+        CheckpointError: the path is a pickle, or not a valid safetensors file.
+    """
+    p = Path(path)
+    _refuse_pickle(p)
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(p), device="cpu")
+    except Exception as e:  # SafetensorError is not exported under a stable name
+        raise CheckpointError(f"{p} is not a valid safetensors file ({e}); it is corrupt or "
+                              "truncated: delete it and fetch it again") from None
+
+
+def _checkpoint_filter_fn(model: nn.Module) -> Any:
+    """``checkpoint_filter_fn(state_dict, model)``: the model's own, else its module's (timm style)."""
+    import sys
+
+    fn = getattr(model, "checkpoint_filter_fn", None)
+    if fn is None:
+        fn = getattr(sys.modules.get(type(model).__module__), "checkpoint_filter_fn", None)
+    return fn if callable(fn) else None
+
+
+def _head_keys(keys: Any) -> set[str]:
+    return {k for k in keys if k.startswith("head.")}
+
+
+def load_pretrained(model: nn.Module, pretrained_cfg: Mapping[str, Any] | None = None, *,
+                    strict: bool = True) -> dict[str, Any]:
+    """Load verified pretrained weights into ``model``.
+
+    The classifier is handled like MAE's fine-tuning loader: when the checkpoint has no head, or
+    one whose shape differs from ``model.head`` (self-supervised weights into a 16-class model),
+    the checkpoint's ``head.*`` keys are dropped, the rest is loaded non-strictly, and the exact
+    set of missing keys must equal the model's ``head.*`` keys with nothing unexpected.
+
+    Args:
+        model: The model. ``checkpoint_filter_fn(state_dict, model)`` is applied first when the
+            model or the module defining its class has one (timm style).
+        pretrained_cfg: timm pretrained config dict; defaults to ``model.pretrained_cfg``.
+        strict: Require an exact key match when the head is kept.
+
+    Returns:
+        What was done: ``source`` (file/mirror/hub), ``path``, ``sha256``, ``head_replaced``,
+        ``dropped_keys``, ``missing_keys``, ``unexpected_keys``.
+
+    Raises:
+        CheckpointError: not found, failed verification, or the keys/shapes do not match.
+    """
+    cfg = dict(pretrained_cfg if pretrained_cfg is not None else getattr(model, "pretrained_cfg", {}) or {})
+    found = resolve(cfg)
+    state = load_state_dict(found.path)
+    filter_fn = _checkpoint_filter_fn(model)
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+
+    model_sd = model.state_dict()
+    model_head = _head_keys(model_sd)
+    ckpt_head = _head_keys(state)
+    head_matches = ckpt_head == model_head and all(
+        state[k].shape == model_sd[k].shape for k in ckpt_head)
+    where = f"{found.path} ({found.source})"
+
+    # Shape mismatches outside the head mean another architecture or other model args: say so
+    # rather than let load_state_dict print a wall of sizes.
+    bad = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(model_sd[k].shape)}"
+           for k in state if k in model_sd and k not in ckpt_head and state[k].shape != model_sd[k].shape]
+    if bad:
+        args = found.config.get("model_args")
+        raise CheckpointError(
+            f"Checkpoint {where} does not fit this model: shape mismatch in {len(bad)} tensors:\n  "
+            + "\n  ".join(bad[:10]) + ("\n  ..." if len(bad) > 10 else "")
+            + (f"\nIt was saved with architecture={found.config.get('architecture')!r}, "
+               f"model_args={args}; build the model with those arguments." if args else ""))
+
+    dropped: list[str] = []
+    if head_matches:
+        result = model.load_state_dict(state, strict=False)
+        missing, unexpected = sorted(result.missing_keys), sorted(result.unexpected_keys)
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"Checkpoint {where} does not match the model's keys: missing {missing}, "
+                f"unexpected {unexpected}.")
+    else:
+        dropped = sorted(ckpt_head)
+        state = {k: v for k, v in state.items() if k not in ckpt_head}
+        result = model.load_state_dict(state, strict=False)
+        missing, unexpected = sorted(result.missing_keys), sorted(result.unexpected_keys)
+        # The only acceptable difference is the (new) classifier: anything else is a wrong file.
+        if set(missing) != model_head or unexpected:
+            raise CheckpointError(
+                f"Checkpoint {where} does not match the model: after dropping its head, the "
+                f"missing keys must be exactly the model's head {sorted(model_head)}, got missing "
+                f"{missing} and unexpected {unexpected}.")
+
+    info = dict(source=found.source, path=str(found.path), sha256=found.sha256,
+                head_replaced=not head_matches, dropped_keys=dropped, missing_keys=missing,
+                unexpected_keys=unexpected)
+    _logger.info("%s: loaded %s (%s, sha256 %s)%s", _cfg_name(cfg), found.path, found.source,
+                 found.sha256[:12], "; classifier head newly initialised" if not head_matches else "")
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Saving and pushing
+# --------------------------------------------------------------------------------------------
+
+
+def _hsizoo_version() -> str:
+    import sys
+
+    mod = sys.modules.get("hsizoo")
+    version = getattr(mod, "__version__", None)
+    if version:
+        return str(version)
+    try:
+        from importlib.metadata import version as dist_version
+
+        return dist_version("hsizoo")
+    except Exception:
+        return "unknown"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    if isinstance(obj, (Path, torch.dtype, torch.device)):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable: {obj!r}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # Write beside the target and rename: a crash never leaves a half-written file under the
+    # final name (the Hub, the mirror and the sha256 check would otherwise see a corrupt file).
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors that share storage (tied weights) and non-contiguous ones.
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for k, v in model.state_dict().items():
+        t = v.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else -1
+        if ptr in seen:
+            t = t.clone()
+        elif ptr != -1:
+            seen.add(ptr)
+        out[k] = t
+    return out
+
+
+_COMPUTED = ("sha256", "num_classes", "num_features", "num_parameters", "hsizoo_version",
+             "torch_version", "model_args", "format")
+
+
+def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
+                    config: Mapping[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write a model as a Hub-ready folder: model.safetensors, config.json and README.md.
+
+    Args:
+        model: An hsizoo model (``model.architecture`` and ``model.model_args`` are recorded).
+        folder: Destination; created if needed. Other files already in it are kept.
+        config: Extra fields for config.json and the model card: ``tag``, ``hf_hub_id``,
+            ``license``, ``sensor``, ``class_names``, ``normalisation``, ``training`` (steps,
+            wall time, hardware, final loss), ``data`` / ``datasets``, ``results``,
+            ``loss_curve``, ...
+        overwrite: Replace existing model files.
+
+    Returns:
+        The folder.
+
+    Raises:
+        FileExistsError: the folder already holds model files and ``overwrite`` is False.
+        ValueError: ``config`` names another architecture, or the model has no architecture.
+
+    Fields computed from the model (sha256, model_args, num_classes, num_features, versions)
+    replace any value ``config`` gives for them.
+    """
+    from safetensors.torch import save_file
+
+    from ._card import render_model_card
+
+    folder = Path(folder)
+    existing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if (folder / n).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{folder} already holds a saved model ({', '.join(existing)}); pass overwrite=True "
+            "to replace it, or choose another folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    user = dict(config or {})
+    pcfg = getattr(model, "pretrained_cfg", None) or {}
+    arch = getattr(model, "architecture", None) or pcfg.get("architecture")
+    if user.get("architecture") and arch and user["architecture"] != arch:
+        raise ValueError(f"config architecture={user['architecture']!r} contradicts the model's "
+                         f"architecture {arch!r}.")
+    arch = arch or user.get("architecture")
+    if not arch:
+        raise ValueError("Cannot tell the model's architecture: set model.architecture (hsizoo "
+                         "models do) or pass config={'architecture': ...}.")
+
+    # Weights first: config.json records their sha256.
+    state = _cpu_state_dict(model)
+    weights = folder / WEIGHTS_NAME
+    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"format": "pt"})
+        sha = file_sha256(tmp)
+        os.replace(tmp, weights)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+    computed: dict[str, Any] = dict(
+        format="hsizoo",
+        architecture=arch,
+        model_args=dict(getattr(model, "model_args", None) or {}),
+        num_classes=int(getattr(model, "num_classes", 0) or 0),
+        num_features=int(getattr(model, "num_features", 0) or 0),
+        num_parameters=int(sum(v.numel() for v in state.values())),
+        sha256=sha,
+        hsizoo_version=_hsizoo_version(),
+        torch_version=torch.__version__.split("+")[0],
+    )
+    grid = getattr(model, "grid", None)
+    if grid is not None:
+        computed["grid"] = _jsonable(grid) if not isinstance(grid, (list, tuple)) else list(grid)
+    # Computed facts win over the caller's config (which may be a stale config.json of another
+    # save): the file must describe exactly these weights.
+    for k in _COMPUTED:
+        if k in user and json.dumps(user[k], default=_jsonable) != json.dumps(computed.get(k), default=_jsonable):
+            if k not in ("sha256", "hsizoo_version", "torch_version", "num_parameters"):
+                _logger.warning("save_pretrained: config[%r]=%r replaced by the value computed from "
+                                "the model, %r", k, user[k], computed.get(k))
+    out = {**computed, **{k: v for k, v in user.items() if k not in computed}}
+    text = json.dumps(out, indent=2, default=_jsonable, sort_keys=False) + "\n"
+    _atomic_write(folder / CONFIG_NAME, text.encode("utf-8"))
+    _atomic_write(folder / CARD_NAME, render_model_card(json.loads(text)).encode("utf-8"))
+    _logger.info("saved %s (%s, sha256 %s) to %s", arch, WEIGHTS_NAME, sha[:12], folder)
+    return folder
+
+
+def verify_folder(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check that a folder is a complete, consistent hsizoo checkpoint before publishing it.
+
+    Args:
+        folder: A folder written by :func:`save_pretrained`.
+
+    Returns:
+        Its config.json.
+
+    Raises:
+        CheckpointError: a file is missing, the sha256 does not match, the weights are not valid
+            safetensors, or the folder holds pickles.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointNotFoundError(f"{folder} is not a folder.")
+    missing = [n for n in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME) if not (folder / n).is_file()]
+    if missing:
+        raise CheckpointError(f"{folder} is not a complete checkpoint: missing {missing}; write "
+                              "it with hsizoo.save_pretrained.")
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(f"{folder} holds pickle files {pickles}; remove them, hsizoo "
+                              "publishes only safetensors.")
+    try:
+        cfg = _read_config(folder)
+        if not cfg.get("sha256"):
+            raise _Rejected(f"{folder / CONFIG_NAME} records no sha256")
+        for k in ("architecture", "model_args"):
+            if k not in cfg:
+                raise _Rejected(f"{folder / CONFIG_NAME} has no {k!r}")
+        _check_candidate(folder / WEIGHTS_NAME, None, cfg)
+    except _Rejected as e:
+        raise CheckpointError(f"{folder} cannot be published: {e}") from None
+    return cfg
+
+
+def push_to_hub(folder: str | os.PathLike[str], repo_id: str, *, revision: str | None = None,
+                token: str | None = None, private: bool = False,
+                commit_message: str | None = None) -> str:
+    """Verify a saved folder and upload it as the content of a Hub model repository.
+
+    Args:
+        folder: A folder written by :func:`save_pretrained`.
+        repo_id: ``org/name`` of the repository; created if it does not exist.
+        revision: Branch to commit to (default: the repository's main branch).
+        token: Hub token; default: huggingface_hub's usual lookup (HF_TOKEN, ``hf auth login``).
+        private: Create the repository as private.
+        commit_message: Default: "Upload <architecture> (sha256 <first 12>)".
+
+    Returns:
+        The commit URL; pin the commit id it ends with as ``hf_hub_revision``.
+
+    Raises:
+        CheckpointError: the folder is incomplete or inconsistent.
+    """
+    import huggingface_hub
+
+    cfg = verify_folder(folder)
+    message = commit_message or f"Upload {cfg['architecture']} (sha256 {cfg['sha256'][:12]})"
+    huggingface_hub.create_repo(repo_id, token=token, private=private, exist_ok=True, repo_type="model")
+    info = huggingface_hub.upload_folder(
+        repo_id=repo_id, folder_path=str(folder), revision=revision, token=token,
+        commit_message=message, repo_type="model",
+        # Editor and OS droppings and temp files of an interrupted save never go to the Hub.
+        ignore_patterns=[".*", "*.tmp", "__pycache__/*", *[f"*{s}" for s in PICKLE_SUFFIXES]],
+    )
+    url = str(getattr(info, "commit_url", info))
+    _logger.info("pushed %s to %s: %s", folder, repo_id, url)
+    return url
