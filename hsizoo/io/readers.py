@@ -317,10 +317,13 @@ def _check_path(path: str | Path) -> Path:
 
 def _open_raster(path: Path) -> Any:
     import rasterio
-    from rasterio.errors import RasterioIOError
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
     try:
-        return rasterio.open(path)
+        with warnings.catch_warnings():
+            # not being georeferenced is fine (crs/transform become None)
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
     except RasterioIOError as err:
         raise ValueError(
             f"Could not read {path} as a raster ({err}). The file may be truncated, corrupt or in a "
@@ -355,6 +358,15 @@ def _raster_info(path: Path, ds: Any, wavelengths: Sequence[float] | None, senso
     if nodata is None:
         nodata = ds.nodata
     names = [d for d in ds.descriptions]
+    if ds.driver == "ENVI":
+        # GDAL appends the wavelength to ENVI band names ("b1 (450.5 Nanometers)"); keep the
+        # names as the header gives them
+        try:
+            listed = _parse_envi_list(ds.tags(ns="ENVI").get("band_names"))
+        except Exception:
+            listed = None
+        if listed and len(listed) == ds.count:
+            names = listed
     crs = ds.crs if ds.crs else None
     transform = ds.transform
     # GDAL reports the identity transform for rasters without georeferencing
