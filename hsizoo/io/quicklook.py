@@ -98,7 +98,7 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
     panels = 1 if class_map is None else 2
     h, w = scene.cube.shape[:2]
     aspect = w / max(h, 1)
-    fig = Figure(figsize=(min(5.0 * aspect, 9.0) * panels + (3.0 if panels == 2 else 0.4), 5.4))
+    fig = Figure(figsize=(min(5.0 * aspect, 9.0) * panels + 0.4, 5.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels, squeeze=False)[0]
     axes[0].imshow(rgb, interpolation="nearest")
@@ -119,13 +119,13 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
         handles = [Patch(facecolor=table[i + 1], edgecolor="black", linewidth=0.3,
                          label=f"{i + 1} {names[i]}" + ("" if i + 1 in present else " (absent)"))
                    for i in range(k)]
-        fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False,
-                   ncol=1 if k <= 24 else 2)
+        axes[1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                       fontsize=7, frameon=False, ncol=1 if k <= 24 else 2)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 0.78 if panels == 2 else 1, 0.95 if title else 1))
-    fig.savefig(path, dpi=dpi)
+    # bbox "tight" grows the canvas to fit the legend beside the class map
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
     return path
