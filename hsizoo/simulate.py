@@ -53,6 +53,8 @@ __all__ = [
     "load_layout",
     "load_spectral_library",
     "make_layout",
+    "read_envi_library",
+    "resample_spectra",
     "simulate_scene",
 ]
 
