@@ -293,3 +293,31 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self.hub.commit_hash(repo_id)
         self._json(200, {"commitUrl": f"{self.hub.endpoint}/{repo_id}/commit/{commit}",
                          "commitOid": commit, "success": True, "summary": summary})
+
+
+def point_huggingface_hub_at(monkeypatch: Any, server: HubServer, cache_dir: str | Path,
+                             offline: bool = False) -> None:
+    """Make huggingface_hub use ``server`` and ``cache_dir``, as HF_ENDPOINT / HF_HUB_CACHE would.
+
+    huggingface_hub reads its environment once, at import, into ``huggingface_hub.constants``
+    (the resolve URL template included) and its module-level ``HfApi`` instance; setting the
+    environment variables in a running test would change nothing, so the attributes it really
+    reads are patched instead. ``constants.HF_HUB_OFFLINE`` is read at each request.
+
+    Args:
+        monkeypatch: pytest's monkeypatch fixture (undoes everything after the test).
+        server: The running server.
+        cache_dir: Hugging Face cache folder for this test.
+        offline: Value of HF_HUB_OFFLINE.
+    """
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", server.endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        server.endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache_dir))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", server.endpoint)
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)  # for any subprocess a test starts
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache_dir))
