@@ -1,0 +1,181 @@
+"""hsizoo.finetune: few-shot fine-tuning end to end on a tiny synthetic scene, label modes, bad
+input, saving/loading, and the CLI handlers."""
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import hsizoo  # noqa: F401
+from hsizoo.daft import DaftConfig
+from hsizoo.finetune import finetune, load_finetuned, prepare_labels, register_cli
+from hsizoo.io import Scene
+from hsizoo.splits import few_shot_split
+
+WL = np.linspace(450.0, 2300.0, 12)
+FAST = dict(model="s2former_test", pretrained=False, steps=25, batch_size=16, head_steps=50,
+            progress=False)
+
+
+def _scene(h: int = 20, w: int = 18, seed: int = 0) -> Scene:
+    """Three classes in bands of columns, each with its own spectral shape, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((h, w), np.int64)
+    labels[:, : w // 3], labels[:, w // 3: 2 * w // 3], labels[:, 2 * w // 3:] = 1, 2, 3
+    x = np.linspace(0, 1, WL.size)
+    spectra = np.stack([1 + x, 2 - x, 1 + np.sin(6 * x)])
+    cube = spectra[labels - 1] + rng.normal(0, 0.15, (h, w, WL.size))
+    return Scene(cube=cube.astype(np.float32), wavelengths=WL, labels=labels,
+                 class_names=["rising", "falling", "wavy"])
+
+
+def _fast_daft(**kw) -> DaftConfig:
+    return DaftConfig(timesteps=100, unlabelled_batch=16, pseudo_per_class=5, **kw)
+
+
+@pytest.mark.parametrize("daft", [False, True])
+def test_finetune_beats_chance(daft: bool) -> None:
+    scene = _scene()
+    ft = finetune(scene, scene.labels, shots=5, seed=0, daft=_fast_daft(enabled=daft),
+                  pseudo_rounds=1, **FAST)
+    assert ft.train_labels is not None and (np.bincount(ft.train_labels.ravel())[1:] == 5).all()
+    rep = ft.evaluate()
+    assert rep.num_pixels == scene.labels.size - 15  # training shots are left out
+    assert rep.oa > 0.8, rep
+    res = ft.predict(progress=False)
+    assert res.class_map.shape == scene.labels.shape and res.probabilities.shape[-1] == 3
+    assert ft.history["steps_done"] == 25 and ft.history["seconds"]["total"] > 0
+
+
+def test_sparse_labels_equal_drawn_shots() -> None:
+    scene = _scene()
+    split = few_shot_split(scene.labels, 4, seed=3)
+    a = finetune(scene, scene.labels, shots=4, seed=3, daft=False, **FAST)
+    b = finetune(scene, split.train, shots=None, seed=3, daft=False, **FAST)
+    np.testing.assert_array_equal(a.train_labels, split.train)
+    np.testing.assert_array_equal(b.train_labels, split.train)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        torch.testing.assert_close(pa, pb)
+    # A sparse map with at most `shots` pixels per class is used whole, with a warning.
+    with pytest.warns(UserWarning, match="all labelled pixels"):
+        lab, _, _ = prepare_labels(split.train, scene, 10, 0)
+    np.testing.assert_array_equal(lab, split.train)
+
+
+def test_cube_with_wavelengths_and_file_labels(tmp_path) -> None:
+    scene = _scene()
+    np.save(tmp_path / "labels.npy", scene.labels)
+    ft = finetune(scene.cube, str(tmp_path / "labels.npy"), shots=3, wavelengths=WL, daft=False,
+                  **FAST)
+    assert ft.class_names == ["class 1", "class 2", "class 3"]
+    with pytest.raises(ValueError, match="wavelengths"):
+        finetune(scene.cube, scene.labels, shots=3, **FAST)
+
+
+def test_bad_inputs_are_clear() -> None:
+    scene = _scene()
+    with pytest.raises(ValueError, match="cover exactly the scene"):
+        prepare_labels(np.ones((5, 5), int), scene, 5, 0)
+    with pytest.raises(ValueError, match="positive integer"):
+        prepare_labels(scene.labels, scene, 0, 0)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        prepare_labels(np.zeros_like(scene.labels), scene, 5, 0)
+    with pytest.raises(ValueError, match="class names"):
+        prepare_labels(scene.labels, scene, 5, 0, class_names=["a", "b"])
+    # A class with fewer pixels than shots: warned, all its pixels used.
+    lab = scene.labels.copy()
+    lab[lab == 3] = 0
+    lab[0, -1] = lab[1, -1] = 3
+    with pytest.warns(UserWarning, match="class 3"):
+        train, K, _ = prepare_labels(lab, scene, 5, 0)
+    assert (train == 3).sum() == 2 and K == 3
+    # A class with no pixel at all: warned by name.
+    lab = scene.labels.copy()
+    lab[lab == 2] = 0
+    with pytest.warns(UserWarning, match="falling"):
+        prepare_labels(lab, scene, 5, 0)
+
+
+def test_sensor_without_coverage() -> None:
+    scene = _scene()
+    far = Scene(cube=scene.cube, wavelengths=np.linspace(3000, 4000, 12), labels=scene.labels)
+    with pytest.raises(ValueError, match="cover no point"):
+        finetune(far, far.labels, shots=3, daft=False, **FAST)
+    # A checkpoint trained on visible bands only cannot cover a SWIR-only scene.
+    swir = Scene(cube=scene.cube, wavelengths=np.linspace(1500, 2400, 12), labels=scene.labels)
+    kw = {**FAST, "model_kwargs": {"wavelengths": np.linspace(400, 900, 12).tolist()}}
+    with pytest.raises(ValueError, match="cannot cover"):
+        finetune(swir, swir.labels, shots=3, daft=False, **kw)
+
+
+def test_missing_weights_policy() -> None:
+    scene = _scene()
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        finetune(scene, scene.labels, shots=3, **{**FAST, "pretrained": True})
+    with pytest.warns(UserWarning, match="random initialisation"):
+        finetune(scene, scene.labels, shots=3, daft=False, **{**FAST, "pretrained": None})
+
+
+def test_save_and_load_roundtrip(tmp_path) -> None:
+    scene = _scene()
+    ft = finetune(scene, scene.labels, shots=3, daft=False, **FAST)
+    ft.save_pretrained(tmp_path / "model")
+    back = load_finetuned(tmp_path / "model")
+    assert back.class_names == ft.class_names
+    a = ft.predict(progress=False)
+    b = back.predict(scene, progress=False)
+    np.testing.assert_array_equal(a.class_map, b.class_map)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hsizoo")
+    register_cli(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _write_scene_tif(path, scene: Scene) -> None:
+    import rasterio
+    from affine import Affine
+
+    with rasterio.open(path, "w", driver="GTiff", height=scene.height, width=scene.width,
+                       count=scene.num_bands, dtype="float32", crs="EPSG:32616",
+                       transform=Affine(30, 0, 600000, 0, -30, 4000000)) as ds:
+        ds.write(np.moveaxis(scene.cube, -1, 0))
+        for i, wl in enumerate(scene.wavelengths, 1):
+            ds.update_tags(i, wavelength=f"{wl:.3f}", wavelength_units="nm")
+
+
+def test_cli_finetune_and_predict(tmp_path, capsys) -> None:
+    import rasterio
+
+    scene = _scene()
+    _write_scene_tif(tmp_path / "scene.tif", scene)
+    np.save(tmp_path / "labels.npy", scene.labels)
+    out, model_dir = tmp_path / "map.tif", tmp_path / "ft"
+    argv = ["finetune", str(tmp_path / "scene.tif"), str(tmp_path / "labels.npy"), "--shots", "4",
+            "--out", str(out), "--model", "s2former_test", "--no-pretrained", "--steps", "10",
+            "--quiet", "--save-model", str(model_dir), "--quicklook", str(tmp_path / "q.png"),
+            "--eval-labels", str(tmp_path / "labels.npy")]
+    args = _parser().parse_args(argv)
+    assert args.func(args) == 0
+    assert "OA" in capsys.readouterr().out
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32616 and ds.read(1).shape == scene.labels.shape
+        first = ds.read(1)
+    args = _parser().parse_args(argv)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        args.func(args)
+    pred = ["predict", str(model_dir), str(tmp_path / "scene.tif"), "--out",
+            str(tmp_path / "map2.tif"), "--window", "8", "--quiet"]
+    args = _parser().parse_args(pred)
+    assert args.func(args) == 0
+    with rasterio.open(tmp_path / "map2.tif") as ds:
+        np.testing.assert_array_equal(ds.read(1), first)
+    with pytest.raises(FileExistsError):
+        args.func(args)
+    args = _parser().parse_args(pred + ["--overwrite"])
+    assert args.func(args) == 0
