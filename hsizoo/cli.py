@@ -175,6 +175,19 @@ COMMANDS: dict[str, Command | str] = {
 # Descriptions of lazily imported commands, so `hsizoo --help` need not import them.
 _LAZY_HELP: dict[str, str] = {}
 
+# The heavy commands live in their modules and are imported only when selected.
+for _name, _path, _help in (
+        ("demo", "hsizoo.demo:DEMO_COMMAND",
+         "the main job on built-in data: few-shot map + GeoTIFF + quicklook + OA"),
+        ("finetune", "hsizoo.finetune:FINETUNE_COMMAND",
+         "few-shot DAFT fine-tuning on a scene, writing its class map"),
+        ("predict", "hsizoo.finetune:PREDICT_COMMAND",
+         "classify a scene with a fine-tuned model folder"),
+        ("pretrain", "hsizoo.pretrain:PRETRAIN_COMMAND",
+         "self-supervised masked-reconstruction pretraining (torchrun-ready)")):
+    COMMANDS[_name] = _path
+    _LAZY_HELP[_name] = _help
+
 
 def register_command(name: str, command: Command | str, help: str | None = None) -> None:  # noqa: A002
     """Add a subcommand.

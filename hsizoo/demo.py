@@ -133,22 +133,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_HELP = "the main job on built-in data: few-shot map + GeoTIFF + quicklook + OA"
+
+
+def _add_demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", choices=["simulated", "indian_pines"], default="simulated",
+                   help="simulated scene (default, no download) or the real Indian Pines")
+    p.add_argument("--root", help="folder holding the Indian Pines files")
+    p.add_argument("--out-dir", default=".", help="where to write the map and quicklook")
+    p.add_argument("--shots", type=int, default=10, help="labelled pixels per class")
+    p.add_argument("--model", default="s2former_tiny", help="model name")
+    p.add_argument("--steps", type=int, default=200, help="fine-tuning steps")
+    p.add_argument("--size", type=int, default=145, help="side of the simulated scene")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-pretrained", action="store_true", help="random initialisation")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def register_demo_cli(subparsers: Any) -> None:
     """Add the ``demo`` subcommand (handler in ``args.func``)."""
     d = subparsers.add_parser(
-        "demo", help="the main job on built-in data: few-shot map + GeoTIFF + quicklook + OA",
+        "demo", help=DEMO_HELP,
         description="Fine-tune on a few labelled pixels per class of a built-in scene, map the "
         "whole scene, write demo_map.tif and demo_quicklook.png, print OA, AA and kappa.")
-    d.add_argument("--data", choices=["simulated", "indian_pines"], default="simulated",
-                   help="simulated scene (default, no download) or the real Indian Pines")
-    d.add_argument("--root", help="folder holding the Indian Pines files")
-    d.add_argument("--out-dir", default=".", help="where to write the map and quicklook")
-    d.add_argument("--shots", type=int, default=10, help="labelled pixels per class")
-    d.add_argument("--model", default="s2former_tiny", help="model name")
-    d.add_argument("--steps", type=int, default=200, help="fine-tuning steps")
-    d.add_argument("--size", type=int, default=145, help="side of the simulated scene")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--no-pretrained", action="store_true", help="random initialisation")
-    d.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_demo_args(d)
     d.set_defaults(func=_cmd_demo)
+
+
+def _command() -> Any:
+    from .cli import Command
+
+    return Command(DEMO_HELP, _add_demo_args, _cmd_demo)
+
+
+DEMO_COMMAND = _command()

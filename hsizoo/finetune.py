@@ -607,7 +607,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         opt.step()
         if teacher is not None:
             teacher.update(net)
-        curve.append(float(loss))
+        curve.append(float(loss.detach()))
         done += 1
         if progress and step % 10 == 0:
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
@@ -702,15 +702,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_cli(subparsers: Any) -> None:
-    """Add the ``finetune``, ``predict`` and ``demo`` subcommands to an argparse subparsers object.
+FINETUNE_HELP = "few-shot DAFT fine-tuning on a scene, writing its class map"
+PREDICT_HELP = "classify a scene with a fine-tuned model folder"
 
-    Each subparser's handler is ``args.func(args)`` returning an exit code.
-    """
-    p = subparsers.add_parser(
-        "finetune", help="few-shot DAFT fine-tuning on a scene, writing its class map",
-        description="Fine-tune an S2Former on a few labelled pixels per class (DAFT) and write "
-        "the scene's class map as a GeoTIFF on the scene's grid.")
+
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
     p.add_argument("labels", help="label map file (GeoTIFF, .mat, .npy, .npz), 0 = unlabelled")
     p.add_argument("--shots", type=int, default=10,
@@ -732,24 +728,50 @@ def register_cli(subparsers: Any) -> None:
     p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_cmd_finetune)
 
+
+def _add_predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="folder written by --save-model / FineTuned.save_pretrained")
+    p.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
+    p.add_argument("--out", required=True, help="output class map GeoTIFF")
+    p.add_argument("--confidence", help="also write the confidence map GeoTIFF here")
+    p.add_argument("--quicklook", help="also write a quicklook PNG (reads the scene into memory)")
+    p.add_argument("--window", type=int, default=256, help="window side in pixels")
+    p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
+    p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add the ``finetune``, ``predict`` and ``demo`` subcommands to an argparse subparsers object.
+
+    Each subparser's handler is ``args.func(args)`` returning an exit code. ``hsizoo`` itself
+    uses :data:`FINETUNE_COMMAND` and :data:`PREDICT_COMMAND` through :mod:`hsizoo.cli`.
+    """
+    p = subparsers.add_parser(
+        "finetune", help=FINETUNE_HELP,
+        description="Fine-tune an S2Former on a few labelled pixels per class (DAFT) and write "
+        "the scene's class map as a GeoTIFF on the scene's grid.")
+    _add_finetune_args(p)
+    p.set_defaults(func=_cmd_finetune)
     q = subparsers.add_parser(
-        "predict", help="classify a scene with a fine-tuned model folder",
+        "predict", help=PREDICT_HELP,
         description="Classify every valid pixel of a scene with a model saved by "
         "'hsizoo finetune --save-model', window by window (bounded memory).")
-    q.add_argument("model", help="folder written by --save-model / FineTuned.save_pretrained")
-    q.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
-    q.add_argument("--out", required=True, help="output class map GeoTIFF")
-    q.add_argument("--confidence", help="also write the confidence map GeoTIFF here")
-    q.add_argument("--quicklook", help="also write a quicklook PNG (reads the scene into memory)")
-    q.add_argument("--window", type=int, default=256, help="window side in pixels")
-    q.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
-    q.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
-    q.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    q.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_predict_args(q)
     q.set_defaults(func=_cmd_predict)
 
     from .demo import register_demo_cli
 
     register_demo_cli(subparsers)
+
+
+def _commands() -> tuple[Any, Any]:
+    from .cli import Command
+
+    return (Command(FINETUNE_HELP, _add_finetune_args, _cmd_finetune),
+            Command(PREDICT_HELP, _add_predict_args, _cmd_predict))
+
+
+FINETUNE_COMMAND, PREDICT_COMMAND = _commands()

@@ -1103,6 +1103,18 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+PRETRAIN_HELP = "self-supervised masked-reconstruction pretraining (torchrun-ready)"
+
+
+def _command() -> Any:
+    from .cli import Command
+
+    return Command(PRETRAIN_HELP, _add_args, _run_cli)
+
+
+PRETRAIN_COMMAND = _command()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m hsizoo.pretrain ...`` (the same as ``hsizoo pretrain ...``)."""
     parser = argparse.ArgumentParser(prog="hsizoo")
