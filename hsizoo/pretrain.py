@@ -26,7 +26,7 @@ Operations (DESIGN.md, "Scale beyond one machine"):
   update or checkpoint.
 * Sampling is counter-based: the patches and masks of step ``s`` are drawn from
   ``numpy.random.default_rng([seed, s])`` for the *global* batch, and rank ``r`` of ``W`` takes
-  its share ``r::W``-slice. A resumed run therefore draws exactly what the uninterrupted run
+  its share, rows ``r * batch_size`` to ``(r + 1) * batch_size``. A resumed run therefore draws exactly what the uninterrupted run
   would have, and W processes draw the same global batch as one process with W times the batch.
 * Under torchrun (``WORLD_SIZE`` > 1): DistributedDataParallel, gloo on CPUs and NCCL on GPUs;
   only rank 0 writes logs and checkpoints (the run directory must be shared for resume).
@@ -897,12 +897,14 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                     stats[:-1] /= d.world_size
                 vals = stats.tolist()
                 if not math.isfinite(vals[0]):
+                    kept = (f"the last good checkpoint in {run_dir} is intact"
+                            if (run_dir / MANIFEST).is_file() else "no checkpoint was written")
                     raise NonFiniteLossError(
                         f"The pretraining loss became {vals[0]} at step {step + 1} (terms: "
                         + ", ".join(f"{k}={v:.4g}" for k, v in zip(keys[1:], vals[1:-1]))
-                        + f"). Nothing was updated or checkpointed for this step; the last good "
-                        f"checkpoint in {run_dir} is intact. Lower the learning rate (lr={cfg.lr}) "
-                        "or check the scenes for extreme values, then resume or restart.")
+                        + f"). Nothing was updated or checkpointed for this step; {kept}. Lower "
+                        f"the learning rate (lr={cfg.lr}) or check the scenes for extreme "
+                        "values, then resume or restart.")
                 optimizer.zero_grad(set_to_none=True)
                 out["loss"].backward()
                 gnorm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
