@@ -184,7 +184,9 @@ for _name, _path, _help in (
         ("predict", "hsizoo.finetune:PREDICT_COMMAND",
          "classify a scene with a fine-tuned model folder"),
         ("pretrain", "hsizoo.pretrain:PRETRAIN_COMMAND",
-         "self-supervised masked-reconstruction pretraining (torchrun-ready)")):
+         "self-supervised masked-reconstruction pretraining (torchrun-ready)"),
+        ("bench", "hsizoo.bench:BENCH_COMMAND",
+         "few-shot benchmark: run methods on identical splits (resumable), write the report")):
     COMMANDS[_name] = _path
     _LAZY_HELP[_name] = _help
 

@@ -1,0 +1,505 @@
+"""The few-shot benchmark report: tables, a verdict sentence, OA curves and class maps.
+
+Reads every result JSON written by :mod:`hsizoo.bench.runner` and writes
+
+* ``fewshot.md``: per scene, an OA table (method x shots) and a full table of OA, AA, kappa,
+  train and predict seconds and peak memory, each cell "mean ± std (n seeds)", then one sentence
+  per shot count that states, from the numbers, whether the full method
+  (``s2former_ssl_daft``) beats the strongest baseline, paired over the seeds both have;
+* ``fewshot_oa.png``: OA against shots with error bars (std over seeds), one line per method,
+  one panel per scene;
+* ``fewshot_maps_<scene>.png``: the saved class maps of one seed, every method side by side with
+  the reference, one row per shot count;
+
+and, on request, replaces the text between ``<!-- results:begin -->`` and
+``<!-- results:end -->`` in a README with a short summary.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .runner import BASELINES, FULL_METHOD, METHODS, SCHEMA, scene_slug
+
+__all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_results",
+           "make_report", "markdown_report", "plot_maps", "plot_oa", "readme_summary",
+           "replace_readme_block", "summarise"]
+
+README_BEGIN = "<!-- results:begin -->"
+README_END = "<!-- results:end -->"
+_METRICS = ("oa", "aa", "kappa", "train_s", "predict_s", "peak_mb", "delta_mb")
+
+
+@dataclass
+class Cell:
+    """The runs of one (scene, method, shots): values per seed of every reported quantity."""
+
+    values: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.values["oa"])
+
+    def stat(self, key: str) -> tuple[float, float, int]:
+        """(mean, sample std (0 for one seed), number of seeds) of a quantity."""
+        v = np.array(list(self.values[key].values()), dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return math.nan, math.nan, 0
+        return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
+    """Every benchmark result JSON under a folder (other JSON files are ignored).
+
+    Args:
+        results_dir: The runner's results folder.
+
+    Returns:
+        The records, sorted by scene, method, shots, seed.
+    """
+    out = []
+    for p in sorted(Path(results_dir).rglob("*.json")):
+        if p.name.startswith("."):
+            continue
+        try:
+            rec = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(rec, dict) and rec.get("schema") == SCHEMA:
+            rec["_path"] = str(p)
+            out.append(rec)
+    return sorted(out, key=lambda r: (r["scene"], r["method"], r["shots"], r["seed"]))
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[int, Cell]]]:
+    """Group records as scene -> method -> shots -> :class:`Cell`."""
+    table: dict[str, dict[str, dict[int, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    for r in records:
+        cell = table[r["scene"]][r["method"]].setdefault(int(r["shots"]), Cell())
+        mem = r.get("memory", {})
+        vals = {"oa": 100 * r["oa"], "aa": 100 * r["aa"], "kappa": r["kappa"],
+                "train_s": r["timing"]["train_s"], "predict_s": r["timing"]["predict_s"],
+                "peak_mb": mem.get("peak_rss_mb", mem.get("process_maxrss_mb", math.nan)),
+                "delta_mb": mem.get("peak_rss_delta_mb", math.nan)}
+        for k, v in vals.items():
+            cell.values[k][int(r["seed"])] = float(v if v is not None else math.nan)
+    return table
+
+
+def _scene_order(names: Iterable[str]) -> list[str]:
+    return sorted(names, key=lambda s: (s.startswith("simulated:"), s))
+
+
+def _method_order(names: Iterable[str]) -> list[str]:
+    known = list(METHODS)
+    return sorted(names, key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def _fmt(mean: float, std: float, n: int, digits: int, with_n: bool = True) -> str:
+    if n == 0 or not math.isfinite(mean):
+        return "–"
+    s = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{s} ({n})" if with_n else s
+
+
+# ----------------------------------------------------------------------------------------------
+# The verdict
+
+
+def _compare(full: Cell, base: Cell) -> tuple[np.ndarray, str]:
+    seeds = sorted(set(full.values["oa"]) & set(base.values["oa"]))
+    d = np.array([full.values["oa"][s] - base.values["oa"][s] for s in seeds])
+    if d.size == 0:
+        return d, "no common seeds"
+    return d, ""
+
+
+def advantage_sentences(cells: dict[str, dict[int, Cell]], full: str = FULL_METHOD,
+                        baselines: Sequence[str] = BASELINES) -> list[str]:
+    """One sentence per shot count: the full method's OA against the strongest baseline's.
+
+    The strongest baseline at a shot count is the baseline with the highest mean OA there. The
+    difference is paired over the seeds both have (same splits); it is called an advantage (or a
+    deficit) only when its mean exceeds twice its standard error, otherwise no difference is
+    shown.
+
+    Args:
+        cells: method -> shots -> Cell of one scene.
+        full: The full method's name.
+        baselines: Names of the baselines.
+
+    Returns:
+        The sentences (Markdown).
+    """
+    shots_all = sorted({k for m in cells.values() for k in m})
+    out = []
+    for k in shots_all:
+        base = [(b, cells[b][k]) for b in baselines if b in cells and k in cells[b]]
+        base = [(b, c) for b, c in base if c.stat("oa")[2] > 0]
+        unit = "shot" if k == 1 else "shots"
+        if full not in cells or k not in cells[full]:
+            out.append(f"At {k} {unit}: no result of the full method ({full}) yet, so no "
+                       "comparison.")
+            continue
+        if not base:
+            out.append(f"At {k} {unit}: no baseline result yet, so no comparison.")
+            continue
+        bname, bcell = max(base, key=lambda bc: bc[1].stat("oa")[0])
+        fm, fs, fn = cells[full][k].stat("oa")
+        bm, bs, bn = bcell.stat("oa")
+        d, why = _compare(cells[full][k], bcell)
+        head = (f"At {k} {unit}, the full method ({full}) reaches {fm:.1f} ± {fs:.1f} % OA "
+                f"({fn} seeds) and the strongest baseline ({bname}) {bm:.1f} ± {bs:.1f} % "
+                f"({bn} seeds)")
+        if why:
+            out.append(head + "; they share no seed, so no paired comparison.")
+            continue
+        md = float(d.mean())
+        wins = int((d > 0).sum())
+        if d.size == 1:
+            out.append(head + f": {md:+.1f} points on the single common seed, too few seeds "
+                       "for a verdict.")
+            continue
+        se = float(d.std(ddof=1)) / math.sqrt(d.size)
+        paired = (f"paired over {d.size} seeds: {md:+.1f} ± {se:.1f} points (standard error), "
+                  f"better on {wins} of {d.size} seeds")
+        if md > 2 * se and md > 0:
+            verdict = f": **the full method is ahead by {md:.1f} OA points** ({paired})."
+        elif md < -2 * se and md < 0:
+            verdict = (f": **the full method is behind by {-md:.1f} OA points**, no advantage "
+                       f"({paired}).")
+        else:
+            verdict = (f": **no advantage shown**, the difference is within the seed-to-seed "
+                       f"noise ({paired}).")
+        out.append(head + verdict)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _environments(records: Sequence[dict[str, Any]]) -> str:
+    def distinct(key: str) -> list[str]:
+        return sorted({str(r.get("environment", {}).get(key, "")) for r in records} - {""})
+
+    parts = []
+    for key, label in (("cpu", "CPU"), ("torch_threads", "torch threads"), ("torch", "torch"),
+                       ("commit", "commit")):
+        vals = distinct(key)
+        if vals:
+            parts.append(f"{label} {', '.join(vals)}")
+    return "; ".join(parts)
+
+
+def _scene_heading(scene: str, records: Sequence[dict[str, Any]]) -> str:
+    info = next((r["scene_info"] for r in records if r["scene"] == scene), {})
+    shape = info.get("shape") or []
+    dims = " x ".join(str(v) for v in shape)
+    return (f"## {scene}\n\n{dims} (H x W x bands), sensor {info.get('sensor')}, "
+            f"{info.get('num_classes')} classes, {info.get('labelled')} labelled pixels.")
+
+
+def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
+    """The Markdown report of a set of records (see the module docstring).
+
+    Args:
+        records: Result records (:func:`load_results`).
+        source: Where they were read from, for the header.
+
+    Returns:
+        Markdown text.
+    """
+    table = summarise(records)
+    methods_seen = _method_order({r["method"] for r in records})
+    lines = ["# Few-shot benchmark", "",
+             f"Written by `python benchmarks/make_report.py` from {len(records)} result files"
+             + (f" in `{source}`" if source else "") + ". Every method of a scene, shot count and "
+             "seed is trained on the same split: `shots` random labelled pixels per class "
+             "(`hsizoo.splits.few_shot_split` with that seed), and tested on every other "
+             "labelled pixel. Cells are mean ± sample std over seeds (number of seeds). OA and "
+             "AA in %; train and predict in seconds (predict: the test pixels only); peak RSS: "
+             "the process's resident memory in MB, sampled during the run (all runs share one "
+             "process, so it includes the interpreter, torch and the loaded scenes); run +MB: "
+             "its rise above the level at the start of the run.", ""]
+    env = _environments(records)
+    if env:
+        lines += [f"Measured on: {env}.", ""]
+    lines += ["Methods:", ""]
+    for m in methods_seen:
+        desc = METHODS[m].description if m in METHODS else ""
+        lines.append(f"- `{m}`: {desc}")
+    lines.append("")
+    for scene in _scene_order(table):
+        cells = table[scene]
+        methods = _method_order(cells)
+        shots = sorted({k for m in cells.values() for k in m})
+        lines += [_scene_heading(scene, records), "", "OA (%):", ""]
+        lines.append("| method | " + " | ".join(f"{k} shot{'s' * (k != 1)}" for k in shots) + " |")
+        lines.append("|---|" + "---|" * len(shots))
+        for m in methods:
+            row = [_fmt(*cells[m][k].stat("oa"), 1) if k in cells[m] else "–" for k in shots]
+            lines.append(f"| {m} | " + " | ".join(row) + " |")
+        lines += ["", "All measures:", "",
+                  "| method | shots | OA % | AA % | kappa | train s | predict s | peak RSS MB | "
+                  "run +MB |", "|---|---|---|---|---|---|---|---|---|"]
+        for m in methods:
+            for k in shots:
+                if k not in cells[m]:
+                    continue
+                c = cells[m][k]
+                lines.append(
+                    f"| {m} | {k} | {_fmt(*c.stat('oa'), 1)} | {_fmt(*c.stat('aa'), 1, False)} | "
+                    f"{_fmt(*c.stat('kappa'), 3, False)} | {_fmt(*c.stat('train_s'), 1, False)} | "
+                    f"{_fmt(*c.stat('predict_s'), 2, False)} | "
+                    f"{_fmt(*c.stat('peak_mb'), 0, False)} | "
+                    f"{_fmt(*c.stat('delta_mb'), 0, False)} |")
+        lines += ["", "**Full method against the strongest baseline.** "
+                  + " ".join(advantage_sentences(cells)), ""]
+        maps = f"fewshot_maps_{scene_slug(scene)}.png"
+        lines += [f"![class maps of {scene}]({maps})", ""]
+    lines += ["![OA against shots](fewshot_oa.png)", ""]
+    return "\n".join(lines)
+
+
+def readme_summary(records: Sequence[dict[str, Any]], link: str = "benchmarks/results/fewshot.md"
+                   ) -> str:
+    """A short README section: OA per scene (method x shots) and the verdict sentences.
+
+    Args:
+        records: Result records.
+        link: Where the full report lives, relative to the README.
+
+    Returns:
+        Markdown text.
+    """
+    table = summarise(records)
+    out = [f"Few-shot overall accuracy (%, mean ± std over seeds; full report: [{link}]({link})).",
+           ""]
+    for scene in _scene_order(table):
+        cells = table[scene]
+        shots = sorted({k for m in cells.values() for k in m})
+        out += [f"**{scene}**", "",
+                "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
+                "|---|" + "---|" * len(shots)]
+        for m in _method_order(cells):
+            row = [_fmt(*cells[m][k].stat("oa"), 1, False) if k in cells[m] else "–"
+                   for k in shots]
+            out.append(f"| {m} | " + " | ".join(row) + " |")
+        out += ["", " ".join(advantage_sentences(cells)), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def replace_readme_block(readme: str | Path, text: str, begin: str = README_BEGIN,
+                         end: str = README_END) -> bool:
+    """Replace what lies between the begin and end markers of a file (markers kept).
+
+    Args:
+        readme: The file (e.g. README.md).
+        text: New content between the markers.
+        begin: Begin marker.
+        end: End marker.
+
+    Returns:
+        True when the file changed.
+
+    Raises:
+        ValueError: a marker is missing, repeated or out of order.
+    """
+    path = Path(readme)
+    old = path.read_text(encoding="utf-8")
+    if old.count(begin) != 1 or old.count(end) != 1:
+        raise ValueError(f"{path} must contain the markers {begin} and {end} exactly once each "
+                         f"(found {old.count(begin)} and {old.count(end)}); add them where the "
+                         "results should go.")
+    i, j = old.index(begin) + len(begin), old.index(end)
+    if j < i:
+        raise ValueError(f"In {path}, {end} comes before {begin}; put the begin marker first.")
+    new = old[:i] + "\n" + text.strip("\n") + "\n" + old[j:]
+    if new == old:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(new, encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_oa(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """OA against shots (mean ± std over seeds), one line per method, one panel per scene.
+
+    Args:
+        records: Result records.
+        path: PNG to write.
+
+    Returns:
+        The path.
+    """
+    from matplotlib.figure import Figure
+
+    table = summarise(records)
+    scenes = _scene_order(table)
+    if not scenes:
+        raise ValueError("No results to plot: run the benchmark first (benchmarks/fewshot.py).")
+    ncols = min(2, len(scenes))
+    nrows = math.ceil(len(scenes) / ncols)
+    fig = Figure(figsize=(6.0 * ncols, 4.2 * nrows + 0.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    handles: dict[str, Any] = {}
+    for ax, scene in zip(axes, scenes):
+        cells = table[scene]
+        for m in _method_order(cells):
+            ks = sorted(cells[m])
+            stats = [cells[m][k].stat("oa") for k in ks]
+            style = "-" if (m in METHODS and METHODS[m].family == "s2former") else "--"
+            h = ax.errorbar(ks, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o",
+                            linestyle=style, capsize=3, label=m,
+                            linewidth=2.5 if m == FULL_METHOD else 1.3)
+            handles.setdefault(m, h)
+        all_k = sorted({k for c in cells.values() for k in c})
+        ax.set_xticks(all_k)
+        ax.set_xlabel("labelled pixels per class")
+        ax.set_ylabel("OA (%)")
+        ax.set_title(scene, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(scenes):]:
+        ax.set_visible(False)
+    names = _method_order(handles)
+    fig.legend([handles[m] for m in names], names, loc="outside lower center",
+               ncols=min(len(names), 3 * ncols), fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _palette(record: dict[str, Any], K: int) -> np.ndarray:
+    from ..io.colors import UNCLASSIFIED_COLOR, default_palette
+
+    colors = record.get("scene_info", {}).get("class_colors") or default_palette(K)
+    colors = [tuple(int(v) for v in c) for c in colors][:K]
+    colors += default_palette(K)[len(colors):]
+    return np.array([UNCLASSIFIED_COLOR, *colors], dtype=float) / 255.0
+
+
+def plot_maps(records: Sequence[dict[str, Any]], scene: str, path: str | Path, seed: int = 0
+              ) -> Path | None:
+    """Class maps of every method on one scene and seed beside the reference labels.
+
+    One row per shot count with saved maps; the first column is the reference, then one column
+    per method (titled with its OA); black is unlabelled / not classified.
+
+    Args:
+        records: Result records (with ``map_file`` for that seed).
+        scene: The scene spec.
+        path: PNG to write.
+        seed: The seed whose maps were saved.
+
+    Returns:
+        The path, or None when no map of that scene and seed was saved.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
+
+    recs = [r for r in records if r["scene"] == scene and r["seed"] == seed and r.get("map_file")]
+    recs = [r for r in recs if (Path(r["_path"]).parent / r["map_file"]).is_file()]
+    if not recs:
+        return None
+    shots = sorted({r["shots"] for r in recs})
+    methods = _method_order({r["method"] for r in recs})
+    K = int(recs[0]["scene_info"]["num_classes"])
+    cmap = ListedColormap(_palette(recs[0], K))
+    first = np.load(Path(recs[0]["_path"]).parent / recs[0]["map_file"])
+    h, w = first["reference"].shape
+    side = 2.4
+    fig = Figure(figsize=(side * (len(methods) + 1), side * h / w * len(shots) + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(len(shots), len(methods) + 1, squeeze=False)
+    by_key = {(r["shots"], r["method"]): r for r in recs}
+    for i, k in enumerate(shots):
+        ax = axes[i, 0]
+        ax.imshow(first["reference"], cmap=cmap, vmin=0, vmax=K, interpolation="nearest")
+        ax.set_title("reference" if i == 0 else "", fontsize=8)
+        ax.set_ylabel(f"{k} shot{'s' * (k != 1)}", fontsize=9)
+        for j, m in enumerate(methods, start=1):
+            ax = axes[i, j]
+            r = by_key.get((k, m))
+            if r is None:
+                ax.set_visible(False)
+                continue
+            with np.load(Path(r["_path"]).parent / r["map_file"]) as z:
+                ax.imshow(z["class_map"], cmap=cmap, vmin=0, vmax=K, interpolation="nearest")
+            ax.set_title(f"{m}\nOA {100 * r['oa']:.1f} %", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{scene}, seed {seed}", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------
+# Everything
+
+
+def make_report(results_dir: str | Path = "benchmarks/results/fewshot",
+                out_dir: str | Path = "benchmarks/results", *, readme: str | Path | None = None,
+                map_seed: int = 0, print_fn: Any = print) -> list[Path]:
+    """Write fewshot.md, fewshot_oa.png and the class-map figures; optionally update a README.
+
+    Args:
+        results_dir: The runner's results folder.
+        out_dir: Where the report and figures go.
+        readme: A README whose results markers are to be replaced (None = leave READMEs alone).
+        map_seed: Seed of the class-map figures.
+        print_fn: Where to report what was written.
+
+    Returns:
+        The files written.
+
+    Raises:
+        ValueError: no results found.
+    """
+    records = load_results(results_dir)
+    if not records:
+        raise ValueError(f"No few-shot results in {results_dir}: run the benchmark first "
+                         "(python benchmarks/fewshot.py, or hsizoo bench run).")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        source = os.path.relpath(results_dir, out.parent)
+    except ValueError:
+        source = str(results_dir)
+    written = []
+    md = out / "fewshot.md"
+    md.write_text(markdown_report(records, source).rstrip() + "\n", encoding="utf-8")
+    written.append(md)
+    written.append(plot_oa(records, out / "fewshot_oa.png"))
+    for scene in _scene_order({r["scene"] for r in records}):
+        p = plot_maps(records, scene, out / f"fewshot_maps_{scene_slug(scene)}.png", map_seed)
+        if p is not None:
+            written.append(p)
+    if readme is not None:
+        link = os.path.relpath(md.resolve(), Path(readme).resolve().parent)
+        changed = replace_readme_block(readme, readme_summary(records, link))
+        print_fn(f"{'updated' if changed else 'unchanged'}: {readme}")
+    for p in written:
+        print_fn(f"wrote {p}")
+    return written
