@@ -138,6 +138,7 @@ def test_report_tables_verdict_and_figures(bench: dict) -> None:
     assert md.count(" ± ") > 2 * len(METHODS) and "(2)" in md
     assert "| s2former_ssl_daft | 2 |" in md
     assert "strongest baseline" in md and "paired over 2 seeds" in md
+    assert "Per-class accuracy" in md and "| 4 class_4 |" in md
     pngs = [out_dir / "fewshot_oa.png", out_dir / "fewshot_maps_simulated_rosis_32x32x4_0.png"]
     for p in pngs:
         assert p in written and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -110,12 +110,17 @@ def _method_order(names: Iterable[str]) -> list[str]:
 def _fmt(mean: float, std: float, n: int, digits: int, with_n: bool = True) -> str:
     if n == 0 or not math.isfinite(mean):
         return "–"
-    s = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    # One seed has no spread: print the value alone rather than a misleading "± 0".
+    s = f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
     return f"{s} ({n})" if with_n else s
 
 
 # ----------------------------------------------------------------------------------------------
 # The verdict
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
 
 
 def _compare(full: Cell, base: Cell) -> tuple[np.ndarray, str]:
@@ -160,9 +165,9 @@ def advantage_sentences(cells: dict[str, dict[int, Cell]], full: str = FULL_METH
         fm, fs, fn = cells[full][k].stat("oa")
         bm, bs, bn = bcell.stat("oa")
         d, why = _compare(cells[full][k], bcell)
-        head = (f"At {k} {unit}, the full method ({full}) reaches {fm:.1f} ± {fs:.1f} % OA "
-                f"({fn} seeds) and the strongest baseline ({bname}) {bm:.1f} ± {bs:.1f} % "
-                f"({bn} seeds)")
+        head = (f"At {k} {unit}, the full method ({full}) reaches {_fmt(fm, fs, fn, 1, False)} "
+                f"% OA ({_seeds(fn)}) and the strongest baseline ({bname}) "
+                f"{_fmt(bm, bs, bn, 1, False)} % ({_seeds(bn)})")
         if why:
             out.append(head + "; they share no seed, so no paired comparison.")
             continue
@@ -212,6 +217,28 @@ def _scene_heading(scene: str, records: Sequence[dict[str, Any]]) -> str:
             f"{info.get('num_classes')} classes, {info.get('labelled')} labelled pixels.")
 
 
+def _per_class_table(records: Sequence[dict[str, Any]], scene: str, shots: int,
+                     methods: Sequence[str]) -> list[str]:
+    """Per-class accuracy (%, mean over seeds) of every method at one shot count."""
+    recs = [r for r in records if r["scene"] == scene and r["shots"] == shots]
+    if not recs:
+        return []
+    names = recs[0]["scene_info"].get("class_names") or []
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in recs:
+        for c, v in r["metrics"]["per_class"].items():
+            acc[r["method"]][c].append(100 * float(v))
+    classes = sorted({c for m in acc.values() for c in m}, key=int)
+    present = [m for m in methods if m in acc]
+    lines = [f"Per-class accuracy (%, mean over seeds) at {shots} shot{'s' * (shots != 1)}:", "",
+             "| class | " + " | ".join(present) + " |", "|---|" + "---|" * len(present)]
+    for c in classes:
+        name = names[int(c) - 1] if int(c) <= len(names) else f"class {c}"
+        cells = [f"{np.mean(acc[m][c]):.1f}" if acc[m][c] else "–" for m in present]
+        lines.append(f"| {c} {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
     """The Markdown report of a set of records (see the module docstring).
 
@@ -229,7 +256,8 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
              + (f" in `{source}`" if source else "") + ". Every method of a scene, shot count and "
              "seed is trained on the same split: `shots` random labelled pixels per class "
              "(`hsizoo.splits.few_shot_split` with that seed), and tested on every other "
-             "labelled pixel. Cells are mean ± sample std over seeds (number of seeds). OA and "
+             "labelled pixel. Cells are mean ± sample std over seeds (number of seeds; a single "
+             "seed shows its value alone). OA and "
              "AA in %; train and predict in seconds (predict: the test pixels only); peak RSS: "
              "the process's resident memory in MB, sampled during the run (all runs share one "
              "process, so it includes the interpreter, torch and the loaded scenes); run +MB: "
@@ -266,6 +294,7 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
                     f"{_fmt(*c.stat('predict_s'), 2, False)} | "
                     f"{_fmt(*c.stat('peak_mb'), 0, False)} | "
                     f"{_fmt(*c.stat('delta_mb'), 0, False)} |")
+        lines += ["", *_per_class_table(records, scene, max(shots), methods)]
         lines += ["", "**Full method against the strongest baseline.** "
                   + " ".join(advantage_sentences(cells)), ""]
         maps = f"fewshot_maps_{scene_slug(scene)}.png"

@@ -315,6 +315,11 @@ def resolve_checkpoint(value: str | None, role: str, model: str) -> dict[str, An
         folder = p if p.is_dir() else p.parent
         weights = p if p.is_file() else p / "model.safetensors"
         if not weights.is_file():
+            if (folder / "checkpoint.json").is_file():
+                raise SkipMethod(
+                    f"{opt} {value} is a pretraining run folder, not an exported checkpoint: "
+                    "export it first (hsizoo pretrain ... --export FOLDER, or "
+                    "hsizoo.pretrain.export_pretrained(run_dir, folder)) and pass that folder")
             raise SkipMethod(f"{opt} {value}: no model.safetensors in that folder")
         sha = file_sha256(weights)
         if (folder / "config.json").is_file():
