@@ -863,6 +863,10 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
             net = model
         if is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
+            if manifest is None and (run_dir / LOG_NAME).exists():
+                # Steps logged by an attempt that died before its first checkpoint are redone
+                # from step 1; keeping them would log those steps twice.
+                _truncate_log(run_dir, 0)
         hardware = _hardware(dev, d.world_size)
         end = cfg.steps if until_step is None else min(cfg.steps, int(until_step))
         bar = None
@@ -916,6 +920,15 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 out["loss"].backward()
                 gnorm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                          if cfg.grad_clip > 0 else torch.tensor(0.0))
+                if not math.isfinite(float(gnorm)):
+                    # A finite loss can still have non-finite gradients; stepping would write
+                    # NaN weights into the next checkpoint. Gradients are all-reduced, so every
+                    # rank takes this decision at the same step.
+                    raise NonFiniteLossError(
+                        f"The gradient norm became {float(gnorm)} at step {step + 1} (loss "
+                        f"{vals[0]:.4g}). Nothing was updated or checkpointed for this step; "
+                        f"the last checkpoint in {run_dir}, if any, is intact. Lower the "
+                        f"learning rate (lr={cfg.lr}) or check the scenes, then resume.")
                 optimizer.step()
                 step += 1
                 dt = time.perf_counter() - ts

@@ -530,3 +530,45 @@ def test_finetune_runs_scene_adaptation() -> None:
     assert adapt["steps"] == 5 and len(adapt["loss_curve"]) == 5
     assert np.isfinite(adapt["last_loss"])
     assert out["seconds"]["adapt"] > 0
+
+
+def test_nonfinite_gradient_with_finite_loss_is_caught(tmp_path: Path, scene,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    forward = pt.MaskedS2Former.forward
+    calls = {"n": 0}
+
+    def nan_grad(self, batches):
+        out = forward(self, batches)
+        calls["n"] += 1
+        if calls["n"] >= 3:
+            t = self.encoder.pos_embed.sum()
+            out["loss"] = out["loss"] + torch.sqrt(t - t)  # adds 0; its gradient is NaN
+        return out
+
+    monkeypatch.setattr(pt.MaskedS2Former, "forward", nan_grad)
+    run = tmp_path / "run"
+    with pytest.raises(pt.NonFiniteLossError, match="gradient norm became nan at step 3"):
+        pt.pretrain([scene], run, steps=10, checkpoint_every=1, progress=False, **RECIPE)
+    manifest, tensors = pt.load_checkpoint(run)
+    assert manifest["step"] == 2
+    assert all(torch.isfinite(v).all() for v in tensors.values() if v.is_floating_point())
+    assert _logged_steps(run) == [1, 2]
+
+
+def test_fresh_start_after_a_death_before_the_first_checkpoint(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli_args(run, 100000, "--checkpoint-every", "100000"),
+                            cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: (run / "log.jsonl").is_file() and len(_logged_steps(run)) >= 3, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (run / "checkpoint.json").exists() and len(_logged_steps(run)) >= 3
+    # --resume on a run without a checkpoint starts from step 1: no step is logged twice.
+    pt.pretrain([SPEC], run, resume=True, steps=100000, until_step=4,
+                progress=False, **RECIPE)
+    assert _logged_steps(run) == [1, 2, 3, 4]
