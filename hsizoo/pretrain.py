@@ -1163,6 +1163,11 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     encoder = model.encoder
     folder = Path(folder)
+    existing = [n for n in ("model.safetensors", "config.json") if (folder / n).exists()]
+    if existing and not overwrite:
+        # Checked here too so that a refused export leaves the folder exactly as it was.
+        raise FileExistsError(f"{folder} already holds an exported model ({', '.join(existing)})"
+                              "; pass overwrite=True to replace it, or choose another folder.")
     folder.mkdir(parents=True, exist_ok=True)
     png = plot_loss_curve(run_dir)
     shutil.copyfile(png, folder / "loss_curve.png")

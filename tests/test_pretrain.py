@@ -387,8 +387,23 @@ def test_export_pretrained_loads_with_create_model(tmp_path: Path, scene) -> Non
         assert got.keys() == expected.keys()
         for k in expected:
             assert torch.equal(got[k], expected[k]), k
-    with pytest.raises(FileExistsError):
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(FileExistsError, match="overwrite"):
         pt.export_pretrained(tmp_path / "run", folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_hsizoo_cli_pretrain_subcommand_and_export(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from hsizoo.cli import main
+
+    run, out = tmp_path / "run", tmp_path / "export"
+    rc = main(["pretrain", SPEC, "--run-dir", str(run), "--model", "s2former_test", "--steps",
+               "3", "--batch-size", "4", "--no-progress", "--export", str(out), "--tag", "t"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
+    assert (run / "loss_curve.png").is_file()
+    assert json.loads((out / "config.json").read_text())["tag"] == "t"
 
 
 # --------------------------------------------------------------------------- DDP
