@@ -103,8 +103,14 @@ def test_resume_skips_existing_and_force_reruns(bench: dict) -> None:
     before = path.stat().st_mtime_ns
     s = run_benchmark([SCENE], list(METHODS), SHOTS, SEEDS, _opts(bench["ckpt"]), out,
                       environment={}, scene_objects={SCENE: bench["scene"]}, print_fn=print)
-    assert s.done == [] and s.skipped_existing == len(METHODS) * len(SEEDS)
+    assert s.done == [] and s.skipped_existing == len(METHODS) * len(SEEDS) and not s.skipped
     assert path.stat().st_mtime_ns == before
+    changed = _opts(bench["ckpt"])
+    changed.steps = 5
+    s = run_benchmark([SCENE], ["s2former_scratch", "svm_raw"], SHOTS, SEEDS, changed, out,
+                      environment={}, scene_objects={SCENE: bench["scene"]}, print_fn=print)
+    assert s.done == [] and len(s.skipped) == 1
+    assert "2 stored result(s) of s2former_scratch" in s.skipped[0] and "--force" in s.skipped[0]
     s = run_benchmark([SCENE], ["svm_raw"], SHOTS, [0], _opts(bench["ckpt"]), out, force=True,
                       environment={"commit": "abc"}, scene_objects={SCENE: bench["scene"]},
                       print_fn=print)

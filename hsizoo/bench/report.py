@@ -34,7 +34,6 @@ __all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_re
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
-_METRICS = ("oa", "aa", "kappa", "train_s", "predict_s", "peak_mb", "delta_mb")
 
 
 @dataclass

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import sys
 import threading
 import time
@@ -195,7 +194,11 @@ def _rss_bytes() -> int | None:
         return None
 
 
-def _maxrss_mb() -> float:
+def _maxrss_mb() -> float | None:
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return r / (1024.0 * 1024.0) if sys.platform == "darwin" else r / 1024.0
@@ -378,6 +381,27 @@ def _fit(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int, opts: Bench
     return _fit_s2former(spec, scene, train, seed, opts)
 
 
+def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
+    """The options that change a method's result (stored with it; compared when resuming)."""
+    if spec.name in ("svm_raw", "svm_filtered"):
+        return {"filter_size": opts.filter_size} if spec.name == "svm_filtered" else {}
+    if spec.name == "rf":
+        return {"filter_size": opts.filter_size, "rf_trees": opts.rf_trees}
+    if spec.name == "hybridsn":
+        return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
+                "train_budget": opts.train_budget}
+    return {"model": opts.model, "steps": opts.steps, "train_budget": opts.train_budget,
+            "finetune_kwargs": dict(opts.finetune_kwargs),
+            "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None}
+
+
+def _stored_settings(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("settings")
+    except (OSError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------------------------------------
 # One run
 
@@ -490,6 +514,7 @@ def run_one(scene_spec: str, scene: Any, spec: MethodSpec, shots: int, seed: int
                    "map_s": map_s},
         "memory": mem.as_dict(),
         "map_file": map_file,
+        "settings": method_settings(spec, opts),
         "options": asdict(opts),
         "environment": environment,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -599,12 +624,24 @@ def run_benchmark(scenes: Sequence[str] = DEFAULT_SCENES,
     jobs = [(seed, sc, k, spec) for seed in seeds for sc in scenes for k in shots
             for spec in active]
     pending = []
+    differ: dict[str, int] = {}
     for job in jobs:
         seed, sc, k, spec = job
-        if not force and result_path(out, sc, spec.name, k, seed).exists():
+        path = result_path(out, sc, spec.name, k, seed)
+        if not force and path.exists():
             summary.skipped_existing += 1
+            # A resumed benchmark must not mix settings silently.
+            want = _jsonable(method_settings(spec, opts))
+            if _stored_settings(path) != want:
+                differ[spec.name] = differ.get(spec.name, 0) + 1
         else:
             pending.append(job)
+    for name, n in differ.items():
+        msg = (f"warning: {n} stored result(s) of {name} were made with other settings than "
+               f"now ({_jsonable(method_settings(METHODS[name], opts))}); they are kept. Pass "
+               "--force to redo them, or --out another folder.")
+        summary.skipped.append(msg)
+        print_fn(msg)
     print_fn(f"{len(jobs)} runs ({len(scenes)} scene(s) x {len(active)} method(s) x "
              f"{len(shots)} shot count(s) x {len(seeds)} seed(s)); {summary.skipped_existing} "
              f"already stored in {out}, {len(pending)} to run")
@@ -653,10 +690,11 @@ def run_benchmark(scenes: Sequence[str] = DEFAULT_SCENES,
             continue
         summary.done.append(result_path(out, sc, spec.name, k, seed))
         t = rec["timing"]
+        peak = rec["memory"].get("peak_rss_mb") or rec["memory"].get("process_maxrss_mb")
         print_fn(f"[{i + 1}/{len(pending)}] {label}: OA {100 * rec['oa']:.2f} %  AA "
                  f"{100 * rec['aa']:.2f} %  kappa {rec['kappa']:.3f}  (train {t['train_s']:.1f} s,"
-                 f" predict {t['predict_s']:.1f} s, peak "
-                 f"{rec['memory'].get('peak_rss_mb', rec['memory']['process_maxrss_mb']):.0f} MB)")
+                 f" predict {t['predict_s']:.1f} s"
+                 + (f", peak {peak:.0f} MB)" if peak is not None else ")"))
     print_fn(f"done: {len(summary.done)} written, {summary.skipped_existing} already stored, "
              f"{len(summary.failed)} failed, {summary.not_started} left for later")
     return summary
