@@ -1,6 +1,6 @@
 """Pretraining throughput per S2Former variant, and what the frequency-domain constraint does.
 
-    OMP_NUM_THREADS=1 python benchmarks/pretrain_bench.py [--steps 500] [--batch-size 128]
+    OMP_NUM_THREADS=1 python benchmarks/pretrain_bench.py [--steps 600] [--batch-size 128]
 
 (a) Throughput: samples (patches) per second of full pretraining steps (sampling, forward,
     backward, clipping, AdamW) through :func:`hsizoo.pretrain.pretrain` itself, per variant on
@@ -193,7 +193,7 @@ def _markdown(env: dict, args: argparse.Namespace, rows: list[dict], abl: dict |
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--steps", type=int, default=500, help="steps of each FDC-ablation run")
+    ap.add_argument("--steps", type=int, default=600, help="steps of each FDC-ablation run")
     ap.add_argument("--batch-size", type=int, default=128, help="patches per ablation step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-batches", type=int, default=16)
