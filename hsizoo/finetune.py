@@ -274,31 +274,52 @@ def _fit_head(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wavelengths: n
     return float(loss)
 
 
-def _pseudo_labels(teacher_model: nn.Module, padded: torch.Tensor, rows: np.ndarray,
-                   cols: np.ndarray, wavelengths: np.ndarray, per_class: int, threshold: float,
-                   K: int) -> tuple[np.ndarray, np.ndarray]:
+def _pseudo_labels(teacher_model: nn.Module, padded: torch.Tensor, valid: np.ndarray,
+                   candidates: np.ndarray, wavelengths: np.ndarray, per_class: int,
+                   threshold: float, K: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """Class-balanced confident teacher predictions among candidate pixels.
 
-    Returns:
-        (indices into rows/cols, class index 0..K-1) of the chosen pixels.
-    """
-    from .inference import SharedPredictor
+    The teacher classifies every valid pixel of the scene once (shared computation), its
+    probabilities are spatially regularised like the final map (``sigma``), and the most
+    confident candidates of each class are kept.
 
-    logits = SharedPredictor(teacher_model, wavelengths, 1024).predict_padded(padded, rows, cols)
-    prob = logits.softmax(1)
-    conf, cls = prob.max(1)
-    conf, cls = conf.numpy(), cls.numpy()
+    Args:
+        teacher_model: The teacher's network.
+        padded: The standardised, padded scene.
+        valid: (H, W) valid pixels.
+        candidates: (H, W) bool, pixels that may receive a pseudo-label (unlabelled, valid).
+        wavelengths: Band centres (nm).
+        per_class: Pixels kept per class.
+        threshold: Minimum (smoothed) teacher confidence.
+        K: Number of classes.
+        sigma: Spatial regularisation (0 = none).
+
+    Returns:
+        (rows, cols, class index 0..K-1) of the chosen pixels.
+    """
+    from .inference import SharedPredictor, smooth_probabilities
+
+    vr, vc = np.nonzero(valid)
+    logits = SharedPredictor(teacher_model, wavelengths, 1024).predict_padded(padded, vr, vc)
+    grid = np.zeros(valid.shape + (K,), dtype=np.float32)
+    grid[vr, vc] = logits.softmax(1).numpy()
+    grid = smooth_probabilities(grid, valid, sigma)
+    cr, cc = np.nonzero(candidates)
+    prob = grid[cr, cc]
+    conf, cls = prob.max(1), prob.argmax(1)
     keep_idx, keep_cls = [], []
     for k in range(K):
         cand = np.flatnonzero((cls == k) & (conf >= threshold))
         if cand.size == 0:
             continue
-        top = cand[np.argsort(-conf[cand])[:per_class]]
+        top = cand[np.argsort(-conf[cand], kind="stable")[:per_class]]
         keep_idx.append(top)
         keep_cls.append(np.full(top.size, k))
     if not keep_idx:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(keep_idx), np.concatenate(keep_cls)
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, z
+    idx = np.concatenate(keep_idx)
+    return cr[idx], cc[idx], np.concatenate(keep_cls)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,6 +338,8 @@ class FineTuned:
         train_labels: (H, W) map of the training shots (0 elsewhere), or None after loading.
         scene: The training scene (kept for ``predict()`` without arguments), or None.
         history: Training log (per-phase times, losses, settings).
+        smooth_sigma: Spatial regularisation of predicted probabilities in pixels
+            (:func:`hsizoo.inference.smooth_probabilities`); 0 = per-pixel predictions only.
     """
 
     model: nn.Module
@@ -326,6 +349,7 @@ class FineTuned:
     train_labels: np.ndarray | None = None
     scene: Any = None
     history: dict[str, Any] = field(default_factory=dict)
+    smooth_sigma: float = 0.0
     _last: Any = field(default=None, repr=False)
 
     @property
@@ -373,14 +397,15 @@ class FineTuned:
             return predict_scene(self.model, scene, self.stats, wl, self.class_names,
                                  window_size=window_size, batch_size=batch_size,
                                  out_path=out_path, confidence_path=confidence_path,
-                                 overwrite=overwrite, progress=progress)
+                                 overwrite=overwrite, smooth_sigma=self.smooth_sigma,
+                                 progress=progress)
         else:
             scene = _as_scene(scene, wavelengths, sensor)
         _check_coverage(self.model, np.asarray(scene.wavelengths))
         result = predict_scene(self.model, scene, self.stats, None, self.class_names,
                                window_size=window_size, batch_size=batch_size, out_path=out_path,
                                confidence_path=confidence_path, overwrite=overwrite,
-                               progress=progress)
+                               smooth_sigma=self.smooth_sigma, progress=progress)
         if scene is self.scene:
             self._last = result
         return result
@@ -430,6 +455,7 @@ class FineTuned:
             "class_names": list(self.class_names),
             "wavelengths": [float(v) for v in self.wavelengths],
             "normalisation": {"mean": self.stats.mean.tolist(), "std": self.stats.std.tolist()},
+            "smooth_sigma": float(self.smooth_sigma),
             "training": hist,
         }
         return save_pretrained(self.model, folder, config=config, overwrite=overwrite)
@@ -461,7 +487,8 @@ def load_finetuned(folder: str | Path) -> FineTuned:
     stats = BandStats(mean=np.asarray(cfg["normalisation"]["mean"], np.float32),
                       std=np.asarray(cfg["normalisation"]["std"], np.float32))
     return FineTuned(model=model, stats=stats, wavelengths=np.asarray(cfg["wavelengths"], float),
-                     class_names=list(cfg["class_names"]), history=dict(cfg.get("training", {})))
+                     class_names=list(cfg["class_names"]), history=dict(cfg.get("training", {})),
+                     smooth_sigma=float(cfg.get("smooth_sigma", 0.0)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -469,12 +496,13 @@ def load_finetuned(folder: str | Path) -> FineTuned:
 
 
 def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
-             model: str = "s2former_small", pretrained: bool | None = None, seed: int = 0,
+             model: str = "s2former_tiny", pretrained: bool | None = None, seed: int = 0,
              wavelengths: Sequence[float] | None = None, *, sensor: str | None = None,
              class_names: Sequence[str] | None = None, daft: bool | DaftConfig = True,
-             steps: int = 300, batch_size: int = 64, lr: float = 1e-3, layer_decay: float = 0.75,
+             steps: int = 200, batch_size: int = 64, lr: float = 1e-3, layer_decay: float = 0.75,
              weight_decay: float = 0.05, head_steps: int = 200, label_smoothing: float = 0.1,
-             pseudo_rounds: int = 3, adapt_steps: int = 0, time_budget: float | None = None,
+             pseudo_rounds: int = 3, adapt_steps: int = 0, smooth_sigma: float = 3.0,
+             time_budget: float | None = None,
              checkpoint_path: str | None = None, progress: bool = True,
              model_kwargs: dict[str, Any] | None = None) -> FineTuned:
     """Fine-tune an S2Former on a few labelled pixels of a scene (DAFT by default).
@@ -486,7 +514,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             scene's own labels. A full map gives ``shots`` pixels per class drawn with ``seed``;
             with ``shots=None`` it is a sparse map whose labelled pixels are all used.
         shots: Training pixels per class, or None for every labelled pixel.
-        model: Registered model name (``"s2former_small"``), ``"arch.tag"`` for given weights,
+        model: Registered model name (``"s2former_tiny"``), ``"arch.tag"`` for given weights,
             or a folder from ``save_pretrained``.
         pretrained: True = the registered self-supervised weights (error if there are none);
             None = use them when they exist, else warn and start from a random initialisation;
@@ -506,6 +534,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         label_smoothing: Label smoothing of the cross-entropy.
         pseudo_rounds: Pseudo-label refreshes during DAFT (when its ``pseudo_weight`` > 0).
         adapt_steps: Scene-adaptive self-supervised steps before fine-tuning (0 = none).
+        smooth_sigma: Spatial regularisation (pixels) of the class probabilities, used for the
+            pseudo-labels and the final map (:func:`hsizoo.inference.smooth_probabilities`);
+            0 turns it off.
         time_budget: Stop full fine-tuning after this many seconds (None = run all steps).
         checkpoint_path: Backbone weights to start from (a model.safetensors or folder).
         progress: Show progress bars.
@@ -544,7 +575,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     history: dict[str, Any] = dict(model=model, weights=weights, shots=shots, seed=seed,
                                    num_train=int(len(y)), num_classes=K, daft=cfg.as_dict(),
                                    steps=steps, batch_size=batch_size, lr=lr,
-                                   layer_decay=layer_decay, coverage=coverage)
+                                   layer_decay=layer_decay, coverage=coverage,
+                                   smooth_sigma=smooth_sigma)
 
     if adapt_steps > 0:
         history["adapt"] = _scene_adapt(net, scene, stats, adapt_steps, seed, progress)
@@ -574,12 +606,12 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         if time_budget is not None and time.perf_counter() - t_start > time_budget:
             break
         if step in refresh and teacher is not None:
-            cand = rng.choice(ur.size, size=min(ur.size, 6000), replace=False)
-            idx, cls = _pseudo_labels(teacher.model, padded, ur[cand], uc[cand], wl,
-                                      cfg.pseudo_per_class, cfg.pseudo_threshold, K)
-            pseudo_x = gather_patches(padded, ur[cand][idx], uc[cand][idx], P)
+            pr, pc, cls = _pseudo_labels(teacher.model, padded, scene.valid,
+                                         scene.valid & (train == 0), wl, cfg.pseudo_per_class,
+                                         cfg.pseudo_threshold, K, smooth_sigma)
+            pseudo_x = gather_patches(padded, pr, pc, P)
             pseudo_y = torch.as_tensor(cls, dtype=torch.long)
-            history.setdefault("pseudo_counts", []).append(int(idx.size))
+            history.setdefault("pseudo_counts", []).append(int(cls.size))
             net.train()
         # Learning rate: linear warm-up, cosine decay.
         f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(
@@ -619,7 +651,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                             "head": t_head - t_adapt, "finetune": t_end - t_head,
                             "total": t_end - t_start})
     return FineTuned(model=net, stats=stats, wavelengths=wl, class_names=names,
-                     train_labels=train, scene=scene, history=history)
+                     train_labels=train, scene=scene, history=history,
+                     smooth_sigma=float(smooth_sigma))
 
 
 def _scene_adapt(net: nn.Module, scene: Any, stats: BandStats, steps: int, seed: int,
@@ -718,10 +751,10 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quicklook", help="also write a quicklook PNG here")
     p.add_argument("--save-model", help="save the fine-tuned model to this folder")
     p.add_argument("--eval-labels", help="reference labels to print OA, AA and kappa against")
-    p.add_argument("--model", default="s2former_small", help="model name or folder")
+    p.add_argument("--model", default="s2former_tiny", help="model name or folder")
     p.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     p.add_argument("--no-daft", action="store_true", help="plain fine-tuning (ablation)")
-    p.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    p.add_argument("--steps", type=int, default=200, help="fine-tuning steps")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")

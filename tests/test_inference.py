@@ -123,3 +123,32 @@ def test_band_count_mismatch_is_clear() -> None:
     stats = band_stats(_scene(b=10).cube)
     with pytest.raises(ValueError, match="12 bands"):
         predict_scene(_model(), scene, stats, progress=False)
+
+
+def test_smoothing_windowed_equals_full_and_removes_isolated_errors() -> None:
+    from hsizoo.inference import smooth_probabilities, smoothing_radius
+
+    scene = _scene(h=23, w=21)
+    scene.valid[4:6, 7:10] = False
+    model = _model()
+    stats = band_stats(scene.cube, scene.valid)
+    full = predict_scene(model, scene, stats, window_size=64, smooth_sigma=1.5, progress=False)
+    win = predict_scene(model, scene, stats, window_size=5, smooth_sigma=1.5, progress=False)
+    raw = predict_scene(model, scene, stats, window_size=64, progress=False)
+    # windows read a margin of the smoothing radius, so tiling does not change the result
+    np.testing.assert_allclose(full.probabilities, win.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(full.class_map, win.class_map)
+    np.testing.assert_allclose(full.probabilities, smooth_probabilities(
+        raw.probabilities, scene.valid, 1.5), atol=1e-5)
+    assert (full.class_map[~scene.valid] == 0).all()
+    np.testing.assert_allclose(full.probabilities[scene.valid].sum(1), 1.0, atol=1e-5)
+    assert smoothing_radius(0) == 0 and smoothing_radius(1.5) == 6
+
+    # one wrong pixel inside a uniform field is outvoted by its neighbours
+    p = np.zeros((9, 9, 2), np.float32)
+    p[..., 0] = 0.9
+    p[..., 1] = 0.1
+    p[4, 4] = (0.2, 0.8)
+    valid = np.ones((9, 9), bool)
+    assert smooth_probabilities(p, valid, 1.0)[4, 4].argmax() == 0
+    assert smooth_probabilities(p, valid, 0.0) is p

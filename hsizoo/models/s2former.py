@@ -389,8 +389,16 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
     return {**defaults, **fn_kwargs}
 
 
+# Published checkpoints: each is a folder of model_cards/ whose content is its Hub repository,
+# trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
+# first tag of an architecture is its default for pretrained=True.
 default_cfgs = generate_default_cfgs({
     "s2former_test.untrained": hsi_cfg(input_size=(0, 5, 5)),
+    "s2former_tiny.ssl_indianpines": hsi_cfg(
+        input_size=(0, 7, 7), hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
+        hf_hub_revision="main", sensor="aviris_indian_pines",
+        sha256="264bad5877d350a8221f868d81b15697372308fdad925f0b13e8f24c0ad6ec8c",
+        pretraining="masked reconstruction + FDC on the real Indian Pines pixels (in-domain)"),
     "s2former_tiny.untrained": hsi_cfg(input_size=(0, 7, 7)),
     "s2former_small.untrained": hsi_cfg(),
     "s2former_base.untrained": hsi_cfg(),
