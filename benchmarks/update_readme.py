@@ -1,0 +1,81 @@
+"""Embed the stored benchmark tables and the registry's weights table in README.md.
+
+    python benchmarks/update_readme.py
+
+README.md holds pairs of markers ``<!-- NAME:begin -->`` / ``<!-- NAME:end -->``; the text
+between them is replaced by generated markdown:
+
+* ``weights``: every registered pretrained tag with its card's data, steps, wall time and final
+  loss (read from the registry and the published folders under model_cards/);
+* ``models``, ``finetune``, ``pretrain``: benchmarks/results/<NAME>.md, written by
+  model_zoo.py, finetune_bench.py and pretrain_bench.py;
+* ``results``: benchmarks/results/fewshot.md, written by make_report.py (the harness).
+
+Nothing is edited by hand between the markers; a missing result leaves a note that says which
+command produces it.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+sys.path.insert(0, str(REPO))
+
+PRODUCERS = {
+    "models": "python benchmarks/model_zoo.py",
+    "finetune": "python benchmarks/finetune_bench.py",
+    "pretrain": "python benchmarks/pretrain_bench.py",
+    "results": "python benchmarks/fewshot.py && python benchmarks/make_report.py",
+}
+
+
+def weights_table() -> str:
+    """The registry's pretrained tags and what their cards say."""
+    import timm
+
+    import hsizoo
+
+    rows = ["| weights | sensor of the data | data | steps x batch | wall time | hardware | "
+            "final loss |", "|---|---|---|---:|---:|---|---:|"]
+    for name in hsizoo.list_pretrained():
+        cfg = timm.models.get_pretrained_cfg(name).to_dict()
+        folder = REPO / "model_cards" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
+        card = json.loads((folder / "config.json").read_text()) if folder.is_dir() else {}
+        tr = card.get("training", {})
+        data = card.get("data", "")
+        data = "; ".join(data) if isinstance(data, list) else str(data)
+        rows.append(f"| [`{name}`](model_cards/{folder.name}/README.md) | "
+                    f"{cfg.get('sensor') or ''} | {data} | "
+                    f"{tr.get('steps', '')} x {tr.get('batch_size', '')} | "
+                    f"{tr.get('wall_time', '')} | {tr.get('hardware', '')} | "
+                    f"{tr.get('final_loss', '')} |")
+    return "\n".join(rows)
+
+
+def block(name: str) -> str:
+    if name == "weights":
+        return weights_table()
+    path = RESULTS / f"{'fewshot' if name == 'results' else name}.md"
+    if path.is_file():
+        return path.read_text().strip()
+    return f"*Not measured yet: run `{PRODUCERS.get(name, name)}`.*"
+
+
+def main() -> int:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    names = re.findall(r"<!-- (\w+):begin -->", text)
+    for name in names:
+        pat = re.compile(rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)", re.S)
+        text = pat.sub(lambda m: m.group(1) + block(name) + "\n" + m.group(2), text)
+    readme.write_text(text)
+    print(f"updated {', '.join(names)} in {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
