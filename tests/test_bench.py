@@ -91,10 +91,12 @@ def test_maps_are_saved_for_seed_0_only(bench: dict) -> None:
     maps = sorted(bench["out"].rglob("*_map.npz"))
     assert len(maps) == len(METHODS)
     assert all("seed0" in p.name for p in maps)
+    labels = bench["scene"].labels
     with np.load(maps[0]) as z:
-        assert z["class_map"].shape == bench["scene"].labels.shape
-        assert (z["class_map"] > 0).all()  # every valid pixel of the scene is mapped
-        np.testing.assert_array_equal(z["reference"], bench["scene"].labels)
+        assert z["class_map"].shape == labels.shape
+        # A simulated scene is mapped on its labelled pixels (map_extent "auto").
+        np.testing.assert_array_equal(z["class_map"] > 0, labels > 0)
+        np.testing.assert_array_equal(z["reference"], labels)
 
 
 def test_resume_skips_existing_and_force_reruns(bench: dict) -> None:
@@ -111,10 +113,14 @@ def test_resume_skips_existing_and_force_reruns(bench: dict) -> None:
                       environment={}, scene_objects={SCENE: bench["scene"]}, print_fn=print)
     assert s.done == [] and len(s.skipped) == 1
     assert "2 stored result(s) of s2former_scratch" in s.skipped[0] and "--force" in s.skipped[0]
-    s = run_benchmark([SCENE], ["svm_raw"], SHOTS, [0], _opts(bench["ckpt"]), out, force=True,
+    whole = _opts(bench["ckpt"])
+    whole.map_extent = "all"
+    s = run_benchmark([SCENE], ["svm_raw"], SHOTS, [0], whole, out, force=True,
                       environment={"commit": "abc"}, scene_objects={SCENE: bench["scene"]},
                       print_fn=print)
     assert s.done == [path] and path.stat().st_mtime_ns > before
+    with np.load(path.with_name("shots2_seed0_map.npz")) as z:
+        assert (z["class_map"] > 0).all()  # every valid pixel of the scene is mapped
 
 
 def test_missing_checkpoint_and_scene_are_skipped_with_a_reason(tmp_path: Path) -> None:
@@ -138,7 +144,12 @@ def test_time_limit_leaves_runs_for_later(bench: dict, tmp_path: Path) -> None:
 
 def test_report_tables_verdict_and_figures(bench: dict) -> None:
     out_dir = bench["root"] / "report"
-    written = rep.make_report(bench["out"], out_dir, print_fn=lambda *_: None)
+    readme = bench["root"] / "README.md"
+    readme.write_text("intro\n<!-- results:begin -->\n<!-- results:end -->\n")
+    written = rep.make_report(bench["out"], out_dir, readme=readme, print_fn=lambda *_: None)
+    block = readme.read_text()
+    assert "| s2former_ssl_daft |" in block and "(report/fewshot.md)" in block
+    assert block.startswith("intro\n") and "strongest baseline" in block
     md = (out_dir / "fewshot.md").read_text()
     assert f"## {SCENE}" in md
     assert md.count(" ± ") > 2 * len(METHODS) and "(2)" in md

@@ -9,8 +9,9 @@ Each finished run writes ``<out>/<scene>/<method>/shots<k>_seed<s>.json`` (writt
 last), so an interrupted benchmark resumes where it stopped: existing files are skipped unless
 ``force``. Runs go seed by seed (all scenes, shot counts and methods of seed 0 first), so a
 benchmark cut short by ``time_limit`` still compares all methods on the seeds it finished. For
-one seed (``map_seed``, default 0) the predicted class map of the whole scene is saved beside
-the JSON as a compressed ``.npz`` for the report's map figures.
+one seed (``map_seed``, default 0) the predicted class map is saved beside the JSON as a
+compressed ``.npz`` for the report's map figures (the whole scene for real scenes, the labelled
+pixels for simulated ones: ``map_extent``).
 
 Timing: ``train_s`` is the wall time of fitting on the shots (feature extraction and scene
 standardisation included); ``predict_s`` the wall time of classifying the test pixels (mapping
@@ -69,7 +70,11 @@ class BenchOptions:
         rf_trees: Trees of the random forest.
         finetune_kwargs: Extra arguments for :func:`hsizoo.finetune` (e.g. ``head_steps``).
         predict_batch: Patches per forward pass at prediction.
-        map_seed: Seed whose whole-scene class maps are saved (None = none).
+        map_seed: Seed whose class maps are saved (None = none).
+        map_extent: Pixels of the saved maps: "all" valid pixels, "labelled" pixels only, or
+            "auto": labelled pixels of simulated scenes (their unlabelled background is a
+            synthetic filler mixture, not a land cover, and mapping it costs most of the
+            time), all valid pixels of real scenes.
     """
 
     model: str = "s2former_tiny"
@@ -83,6 +88,7 @@ class BenchOptions:
     finetune_kwargs: dict[str, Any] = field(default_factory=dict)
     predict_batch: int = 1024
     map_seed: int | None = 0
+    map_extent: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -471,8 +477,15 @@ def run_one(scene_spec: str, scene: Any, spec: MethodSpec, shots: int, seed: int
     path = result_path(out_dir, scene_spec, spec.name, shots, seed)
     map_file = None
     map_s = None
+    extent = None
     if opts.map_seed is not None and seed == opts.map_seed:
-        rest_r, rest_c = np.nonzero(scene.valid & (test == 0))
+        extent = opts.map_extent
+        if extent == "auto":
+            extent = "labelled" if (scene.meta or {}).get("simulated") else "all"
+        if extent not in ("all", "labelled"):
+            raise ValueError(f"map_extent must be 'auto', 'all' or 'labelled'; got {extent!r}.")
+        region = scene.valid if extent == "all" else scene.valid & (scene.labels > 0)
+        rest_r, rest_c = np.nonzero(region & (test == 0))
         t3 = time.perf_counter()
         if rest_r.size:
             pred[rest_r, rest_c] = predict(rest_r, rest_c)
@@ -514,6 +527,7 @@ def run_one(scene_spec: str, scene: Any, spec: MethodSpec, shots: int, seed: int
                    "map_s": map_s},
         "memory": mem.as_dict(),
         "map_file": map_file,
+        "map_extent": extent if map_file else None,
         "settings": method_settings(spec, opts),
         "options": asdict(opts),
         "environment": environment,
@@ -737,7 +751,10 @@ def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None
     p.add_argument("--train-budget", type=float, default=None,
                    help="cap on the training seconds of each run (default: all steps)")
     p.add_argument("--map-seed", type=int, default=0,
-                   help="seed whose whole-scene class maps are saved (-1: none)")
+                   help="seed whose class maps are saved (-1: none)")
+    p.add_argument("--map-extent", choices=["auto", "all", "labelled"], default="auto",
+                   help="pixels of the saved maps: all valid pixels, labelled ones, or auto "
+                   "(labelled for simulated scenes, all for real ones; default)")
     p.add_argument("--dry-run", action="store_true", help="list the runs to do and stop")
     p.add_argument("--stop-on-error", action="store_true", help="raise the first error")
 
@@ -749,7 +766,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         hybridsn_model=args.hybridsn_model,
         checkpoints={"indomain": args.checkpoint_indomain, "nofdc": args.checkpoint_nofdc,
                      "xdomain": args.checkpoint_xdomain},
-        train_budget=args.train_budget, map_seed=None if args.map_seed < 0 else args.map_seed)
+        train_budget=args.train_budget, map_seed=None if args.map_seed < 0 else args.map_seed,
+        map_extent=args.map_extent)
 
 
 def run_from_args(args: argparse.Namespace,
