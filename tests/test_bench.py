@@ -150,6 +150,7 @@ def test_report_tables_verdict_and_figures(bench: dict) -> None:
     block = readme.read_text()
     assert "| s2former_ssl_daft |" in block and "(report/fewshot.md)" in block
     assert block.startswith("intro\n") and "strongest baseline" in block
+    assert "(report/fewshot_oa.png)" in block
     md = (out_dir / "fewshot.md").read_text()
     assert f"## {SCENE}" in md
     assert md.count(" ± ") > 2 * len(METHODS) and "(2)" in md

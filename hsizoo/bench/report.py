@@ -304,11 +304,11 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
 
 def readme_summary(records: Sequence[dict[str, Any]], link: str = "benchmarks/results/fewshot.md"
                    ) -> str:
-    """A short README section: OA per scene (method x shots) and the verdict sentences.
+    """A short README section: OA per scene (method x shots), the verdicts and the OA figure.
 
     Args:
         records: Result records.
-        link: Where the full report lives, relative to the README.
+        link: Where the full report lives, relative to the README (the OA figure is beside it).
 
     Returns:
         Markdown text.
@@ -327,6 +327,8 @@ def readme_summary(records: Sequence[dict[str, Any]], link: str = "benchmarks/re
                    for k in shots]
             out.append(f"| {m} | " + " | ".join(row) + " |")
         out += ["", " ".join(advantage_sentences(cells)), ""]
+    figure = str(Path(link).with_name("fewshot_oa.png").as_posix())
+    out += [f"![OA against shots]({figure})", ""]
     return "\n".join(out).rstrip() + "\n"
 
 

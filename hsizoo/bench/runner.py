@@ -338,8 +338,12 @@ def resolve_checkpoint(value: str | None, role: str, model: str) -> dict[str, An
         return {"model": model, "pretrained": None, "checkpoint_path": str(weights),
                 "source": str(p), "sha256": sha}
     if "." in value and value in list_pretrained():
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(value)
+        sha = cfg.to_dict().get("sha256") if cfg is not None else None
         return {"model": value, "pretrained": True, "checkpoint_path": None, "source": value,
-                "sha256": None}
+                "sha256": sha}
     raise SkipMethod(f"{opt} {value}: neither an existing path nor a registered tag with weights "
                      f"(registered: {', '.join(list_pretrained()) or 'none'})")
 
