@@ -9,7 +9,7 @@ between them is replaced by generated markdown:
   loss (read from the registry and the published folders under model_cards/);
 * ``models``, ``finetune``, ``pretrain``: benchmarks/results/<NAME>.md, written by
   model_zoo.py, finetune_bench.py and pretrain_bench.py;
-* ``results``: benchmarks/results/fewshot.md, written by make_report.py (the harness).
+* ``results``: the harness's summary of benchmarks/results/fewshot/ (make_report.py).
 
 Nothing is edited by hand between the markers; a missing result leaves a note that says which
 command produces it.
@@ -59,6 +59,13 @@ def weights_table() -> str:
 def block(name: str) -> str:
     if name == "weights":
         return weights_table()
+    if name == "results" and (RESULTS / "fewshot").is_dir():
+        # The harness's own README summary: links relative to README, the verdict sentences.
+        from hsizoo.bench.report import load_results, readme_summary
+
+        records = load_results(RESULTS / "fewshot")
+        if records:
+            return readme_summary(records).strip()
     path = RESULTS / f"{'fewshot' if name == 'results' else name}.md"
     if path.is_file():
         return path.read_text().strip()

@@ -371,15 +371,30 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
     padded = prepare_cube(ft.stats.apply(scene.cube), scene.valid, net.patch_size)
     predictor = SharedPredictor(net, wl, opts.predict_batch)
 
+    sigma = float(getattr(ft, "smooth_sigma", 0.0))
+    cache: dict[str, np.ndarray] = {}
+
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # Shared per-pixel computation, exactly what FineTuned.predict does window by window.
-        logits = predictor.predict_padded(padded, rows, cols)
-        return logits.argmax(1).numpy().astype(np.int64) + 1
+        if sigma <= 0:
+            logits = predictor.predict_padded(padded, rows, cols)
+            return logits.argmax(1).numpy().astype(np.int64) + 1
+        # With spatial regularisation (finetune's default) a pixel's class depends on its
+        # neighbours' probabilities: classify every valid pixel once, smooth, then look up.
+        if "labels" not in cache:
+            from ..inference import smooth_probabilities
+
+            vr, vc = np.nonzero(scene.valid)
+            prob = predictor.predict_padded(padded, vr, vc).softmax(1).numpy()
+            grid = np.zeros(scene.valid.shape + (prob.shape[1],), dtype=np.float32)
+            grid[vr, vc] = prob
+            cache["labels"] = smooth_probabilities(grid, scene.valid, sigma).argmax(-1) + 1
+        return cache["labels"][rows, cols].astype(np.int64)
 
     hist = {k: v for k, v in ft.history.items() if k != "loss_curve"}
     info = {"model": ck["model"], "architecture": getattr(net, "architecture", None),
             "checkpoint": ck["source"], "checkpoint_sha256": ck["sha256"], "daft": spec.daft,
-            "steps": opts.steps, "steps_done": hist.get("steps_done"),
+            "steps": opts.steps, "steps_done": hist.get("steps_done"), "smooth_sigma": sigma,
             "finetune_kwargs": kwargs, "history": hist}
     return predict, info
 
