@@ -148,6 +148,7 @@ def main() -> None:
           f"{'peak RSS':>9} {'peak-imports':>13} {'tracemalloc':>12} {'within budget':>14}")
     configs = [("iter_windows default", [], {}),  # gdal_cache_mb=64
                ("GDAL default (5% RAM)", ["--_cache", "-1"], {})]
+    rows = []
     for label, extra_args, extra_env in configs:
         run = subprocess.run([*base, "--_child", "iterate", *extra_args], check=True,
                              env={**env, **extra_env}, capture_output=True, text=True)
@@ -157,7 +158,22 @@ def main() -> None:
               f"{r['rss_after_imports_mb']:>10.0f}MB {r['peak_rss_mb']:>7.0f}MB "
               f"{extra:>11.0f}MB {r['tracemalloc_peak_mb']:>10.0f}MB "
               f"{'yes' if extra <= args.budget_mb else 'NO':>14}")
+        rows.append({"config": label, **r, "extra_mb": extra, "within_budget": extra <= args.budget_mb})
     print(f"class map written window by window: {r['map_bytes'] / 2**20:.2f} MiB")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _env import save
+
+    md = [f"Streaming a {args.rows} x {args.cols} x {args.bands} int16 GeoTIFF ({size_mb:,.0f} MiB) "
+          f"window by window ({args.window} px + halo {args.halo}) against a data budget of "
+          f"{args.budget_mb:.0f} MiB (`python benchmarks/io_memory.py`); each row is a fresh process.",
+          "", "| GDAL cache | windows | time (s) | RSS after imports | peak RSS | peak - imports "
+          "| within budget |", "|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        md.append(f"| {r['config']} | {r['windows']} | {r['seconds']:.1f} | "
+                  f"{r['rss_after_imports_mb']:.0f} MiB | {r['peak_rss_mb']:.0f} MiB | "
+                  f"{r['extra_mb']:.0f} MiB | {'yes' if r['within_budget'] else 'no'} |")
+    save("io_memory", {"rows": args.rows, "cols": args.cols, "bands": args.bands,
+                       "file_mb": size_mb, "budget_mb": args.budget_mb, "runs": rows}, "\n".join(md))
     if not args.keep:
         for f in work.glob("big_scene*"):
             f.unlink()
