@@ -394,6 +394,12 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
 # first tag of an architecture is its default for pretrained=True.
 default_cfgs = generate_default_cfgs({
     "s2former_test.untrained": hsi_cfg(input_size=(0, 5, 5)),
+    "s2former_tiny.ssl_simulated": hsi_cfg(
+        input_size=(0, 7, 7), hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
+        hf_hub_revision="main",
+        sha256="adc323389d09fbb15213db9b9a5d3f7348abf62e74deed7ecb9d47566b1a07bf",
+        pretraining="masked reconstruction + FDC on simulated scenes of six sensors (no AVIRIS): "
+                    "sensor-agnostic"),
     "s2former_tiny.ssl_indianpines": hsi_cfg(
         input_size=(0, 7, 7), hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
         hf_hub_revision="main", sensor="aviris_indian_pines",
