@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import types
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -658,15 +660,10 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
 def _scene_adapt(net: nn.Module, scene: Any, stats: BandStats, steps: int, seed: int,
                  progress: bool) -> dict[str, Any]:
     """Scene-adaptive self-supervised steps (masked reconstruction) on the unlabelled cube."""
-    try:
-        from . import pretrain
-    except ImportError as err:  # pragma: no cover - depends on the pretraining module landing
-        raise NotImplementedError(
-            "adapt_steps needs hsizoo.pretrain (masked-reconstruction pretraining), which is not "
-            "available in this installation; use adapt_steps=0.") from err
-    fn = getattr(pretrain, "adapt_to_scene", None)
-    if fn is None:
-        raise NotImplementedError("hsizoo.pretrain has no adapt_to_scene(); use adapt_steps=0.")
+    # `from .pretrain import ...` names the submodule; `from . import pretrain` could return the
+    # function hsizoo.pretrain exported by the package.
+    from .pretrain import adapt_to_scene as fn
+
     return dict(fn(net, scene, steps=steps, seed=seed, progress=progress) or {})
 
 
@@ -808,3 +805,14 @@ def _commands() -> tuple[Any, Any]:
 
 
 FINETUNE_COMMAND, PREDICT_COMMAND = _commands()
+
+
+class _CallableModule(types.ModuleType):
+    """``hsizoo.finetune`` is both this module and its main function: whichever of the two the
+    package attribute holds (it depends on import order), calling it fine-tunes."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> FineTuned:
+        return finetune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

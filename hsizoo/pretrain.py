@@ -43,6 +43,7 @@ import signal
 import sys
 import threading
 import time
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -1307,3 +1308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+class _CallableModule(types.ModuleType):
+    """``hsizoo.pretrain`` is both this module and its main function: whichever of the two the
+    package attribute holds (it depends on import order), calling it pretrains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PretrainResult:
+        return pretrain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
