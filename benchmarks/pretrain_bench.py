@@ -210,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-ablation", action="store_true")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--name", default="pretrain",
+                    help="results file stem under benchmarks/results (e.g. pretrain_seed1)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -236,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(md)
     if not args.no_save:
-        save("pretrain", dict(command="python benchmarks/pretrain_bench.py " + " ".join(
+        save(args.name, dict(command="python benchmarks/pretrain_bench.py " + " ".join(
             sys.argv[1:] if argv is None else argv), scene=spec, throughput=rows,
             fdc_ablation=abl), md)
     return 0
