@@ -536,9 +536,6 @@ def test_finetune_runs_scene_adaptation() -> None:
     # attribute ``hsizoo.pretrain`` resolves to depends on nothing imported by the tests.
     proc = subprocess.run([sys.executable, "-c", _FINETUNE], cwd=REPO_ROOT, env=_env(),
                           capture_output=True, text=True, timeout=120)
-    if "has no adapt_to_scene" in proc.stderr:
-        pytest.xfail("hsizoo.finetune._scene_adapt imports `from . import pretrain`, which is "
-                     "the lazily exported function hsizoo.pretrain, not the module")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     adapt = out["adapt"]
