@@ -695,6 +695,10 @@ def run_benchmark(scenes: Sequence[str] = DEFAULT_SCENES,
             break
         if sc in bad_scenes:
             continue
+        if not force and result_path(out, sc, spec.name, k, seed).exists():
+            # Written meanwhile by another process working on the same folder.
+            summary.skipped_existing += 1
+            continue
         if sc not in loaded:
             try:
                 loaded[sc] = _load_scene(sc, data_root)
