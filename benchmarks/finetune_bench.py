@@ -21,6 +21,7 @@ peak resident set size: bounded memory shows as a peak that does not grow with t
 Usage:
     python benchmarks/finetune_bench.py                      # everything, seeds 0-9
     python benchmarks/finetune_bench.py --parts accuracy --seeds 0-4 --shots 5
+    python benchmarks/finetune_bench.py --parts speed,memory # timings; the table keeps stored runs
 Per-run accuracy records are appended to benchmarks/results/finetune_runs.jsonl and reused (a
 run can be interrupted and resumed); ``--force`` recomputes them.
 """
@@ -302,13 +303,18 @@ def main() -> None:
 
     parts = set(args.parts.split(","))
     scene = load_dataset("indian_pines", root=args.root, progress=False)
-    acc = accuracy(args, scene) if "accuracy" in parts else []
+    if "accuracy" in parts:
+        accuracy(args, scene)
+    # The table holds every stored run of this recipe (runs may come from several invocations).
+    acc = sorted((r for k, r in _load_runs().items()
+                  if k[0] == args.model and k[1] == args.steps and k[4] == (not args.no_daft)
+                  and r["shots"] in args.shots), key=lambda r: (r["shots"], r["seed"]))
     spd = speed(args, scene) if "speed" in parts else None
     mem = memory(args) if "memory" in parts else None
     env = environment()
     prev = RESULTS / f"{args.name}.json"
     old = json.loads(prev.read_text()) if prev.is_file() else {}
-    payload = dict(model=args.model, steps=args.steps, accuracy=acc or old.get("accuracy", []),
+    payload = dict(model=args.model, steps=args.steps, accuracy=acc,
                    speed=spd or old.get("speed"), memory=mem or old.get("memory"))
     md = markdown(payload["accuracy"], payload["speed"], payload["memory"], args, env)
     print(md)

@@ -1,0 +1,68 @@
+"""Put measured few-shot results into the published checkpoints' cards.
+
+    python benchmarks/card_results.py
+
+For every folder of model_cards/, the harness results (benchmarks/results/fewshot/) of the
+methods that fine-tuned that checkpoint are summarised (mean ± std of OA, AA and kappa over the
+seeds, per scene and shot count) into ``config.json["results"]``, and README.md is re-rendered
+from the config with :func:`hsizoo.models._card.render_model_card`, so the card stays generated,
+never hand-written. The weights file, and so its sha256, is not touched.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hsizoo.bench.report import load_results  # noqa: E402
+from hsizoo.models._card import render_model_card  # noqa: E402
+
+
+def _uses(record: dict, tag: str, folder: Path) -> bool:
+    ck = (record.get("info") or {}).get("checkpoint") or (record.get("settings") or {}).get(
+        "checkpoint")
+    return ck in (tag, str(folder), folder.name)
+
+
+def summarise(records: list[dict], tag: str, folder: Path) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if _uses(r, tag, folder):
+            groups.setdefault((r["scene"], r["method"], r["shots"]), []).append(r)
+    rows = []
+    for (scene, method, shots), rs in sorted(groups.items()):
+        def ms(key: str, scale: float = 100.0) -> str:
+            v = np.array([x[key] for x in rs], dtype=float) * scale
+            sd = v.std(ddof=1) if v.size > 1 else 0.0
+            return f"{v.mean():.1f} ± {sd:.1f}" if scale == 100.0 else f"{v.mean():.3f} ± {sd:.3f}"
+        rows.append({"dataset": scene, "method": method, "shots": shots, "seeds": len(rs),
+                     "OA (%)": ms("oa"), "AA (%)": ms("aa"), "kappa": ms("kappa", 1.0)})
+    return rows
+
+
+def main() -> int:
+    records = load_results(REPO / "benchmarks" / "results" / "fewshot")
+    for folder in sorted((REPO / "model_cards").iterdir()):
+        cfg_path = folder / "config.json"
+        if not cfg_path.is_file():
+            continue
+        cfg = json.loads(cfg_path.read_text())
+        tag = f"{cfg['architecture']}.{cfg.get('tag')}"
+        rows = summarise(records, tag, folder)
+        if not rows:
+            print(f"{folder.name}: no few-shot results use it yet")
+            continue
+        cfg["results"] = rows
+        cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+        (folder / "README.md").write_text(render_model_card(cfg))
+        print(f"{folder.name}: {len(rows)} result rows")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
