@@ -205,8 +205,16 @@ def _build_model(name: str, pretrained: bool | None, checkpoint_path: str | None
         warnings.warn(msg + " Fine-tuning from a random initialisation; accuracy will be lower. "
                       "Pass pretrained=False to silence this.", UserWarning, stacklevel=3)
         return create_model(arch, num_classes=num_classes, **model_kwargs), "random init"
-    m = create_model(tags[0], pretrained=True, num_classes=num_classes, **model_kwargs)
-    return m, tags[0]
+    tag = tags[0]
+    if "." not in name:
+        # The architecture's default weights, as timm.create_model(arch, pretrained=True) picks.
+        from timm.models import get_pretrained_cfg
+
+        default = get_pretrained_cfg(arch)
+        if default is not None and f"{arch}.{default.tag}" in tags:
+            tag = f"{arch}.{default.tag}"
+    m = create_model(tag, pretrained=True, num_classes=num_classes, **model_kwargs)
+    return m, tag
 
 
 # ----------------------------------------------------------------------------------------------
