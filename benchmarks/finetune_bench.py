@@ -250,7 +250,9 @@ def markdown(acc: list[dict], spd: dict | None, mem: dict | None, args: argparse
         lines += [f"Weights: `{w}`. Mean ± standard deviation over seeds; test = every labelled "
                   "pixel that is not a shot. *Smoothed*: the class probabilities spatially "
                   f"regularised (Gaussian, sigma {acc[0]['smooth_sigma']} px), the default; "
-                  "*per pixel*: the same models without it.", "",
+                  "*per pixel*: the same models without it. Train and predict times of these "
+                  f"runs: {sorted({r.get('threads') for r in acc})} torch thread(s) on a machine "
+                  "shared with other jobs; the speed table below is the reference for time.", "",
                   "| shots | seeds | OA (%) | AA (%) | kappa | OA per pixel (%) | train (s) | "
                   "predict (s) | target OA |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k in sorted({r["shots"] for r in acc}):
