@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 from einops import rearrange
 from timm.layers import trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..spectral import CANONICAL_GRID, canonical_resampler, make_grid, resolve_wavelengths
+from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
+from ._base import SpectralModelMixin
 from ._pretrained import hsi_cfg
 
 __all__ = ["HybridSN"]
@@ -64,7 +64,7 @@ class ConvBN2d(nn.Module):
         return self.act(self.bn(self.conv(x)))
 
 
-class HybridSN(nn.Module):
+class HybridSN(SpectralModelMixin, nn.Module):
     """HybridSN on canonical spectra (see module docstring).
 
     Args:
@@ -163,27 +163,6 @@ class HybridSN(nn.Module):
         elif isinstance(m, (nn.Conv3d, nn.Conv2d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def resampler(self, wavelengths: Sequence[float] | None, num_bands: int,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G, bands) resampling weights and (G,) presence for these wavelengths, cached."""
-        if wavelengths is None:
-            if self.default_wavelengths is None:
-                resolve_wavelengths(None, None)  # raises the explanatory error
-            wavelengths = self.default_wavelengths
-        wl = resolve_wavelengths(wavelengths, num_bands=num_bands)
-        key = (tuple(np.round(wl, 4)), str(device))
-        if key not in self._resampler_cache:
-            res = canonical_resampler(wl, self.grid)
-            self._resampler_cache[key] = (torch.as_tensor(res.weights, device=device),
-                                          torch.as_tensor(res.present, device=device))
-        return self._resampler_cache[key]
-
-    def canonicalize(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Resample (B, bands, ...) onto the canonical grid: (B, G, ...) and presence (G,)."""
-        W, present = self.resampler(wavelengths, x.shape[1], x.device)
-        return torch.einsum("gc,bc...->bg...", W.to(x.dtype), x), present
-
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                          ) -> torch.Tensor:
         """Feature map (B, channels_2d, P - 8, P - 8) after the 2-D convolution."""
@@ -207,22 +186,6 @@ class HybridSN(nn.Module):
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
         """Logits (B, num_classes), or features (B, num_features) when num_classes=0."""
         return self.forward_head(self.forward_features(x, wavelengths))
-
-    @property
-    def model_args(self) -> dict[str, Any]:
-        """JSON-able constructor arguments that rebuild this model (head included)."""
-        return {**self._arch_args, "num_classes": self.num_classes}
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes (0 removes it)."""
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            self._init_weights(self.head)
-
 
 def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> HybridSN:
     model = build_model_with_cfg(HybridSN, variant, pretrained=False, **kwargs)

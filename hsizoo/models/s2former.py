@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,7 +32,8 @@ from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from ..spectral import CANONICAL_GRID, canonical_resampler, make_grid, resolve_wavelengths
+from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
+from ._base import SpectralModelMixin
 from ._pretrained import hsi_cfg
 
 __all__ = ["S2Former"]
@@ -108,7 +108,7 @@ def sinusoidal_encoding(positions: torch.Tensor, dim: int, scale: float = 10000.
     return enc.float()
 
 
-class S2Former(nn.Module):
+class S2Former(SpectralModelMixin, nn.Module):
     """Dual-branch spatial-spectral transformer (see module docstring).
 
     Args:
@@ -220,29 +220,6 @@ class S2Former(nn.Module):
         wl = torch.cat([wl, wl[-1] + self.grid[2] * torch.arange(1, pad + 1)]) if pad else wl
         return wl.view(self.num_groups, self.group_size).mean(1)
 
-    def resampler(self, wavelengths: Sequence[float] | None, num_bands: int,
-                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G, bands) resampling weights and (G,) presence for these wavelengths, cached."""
-        if wavelengths is None:
-            if self.default_wavelengths is None:
-                resolve_wavelengths(None, None)  # raises the explanatory error
-            wavelengths = self.default_wavelengths
-        wl = resolve_wavelengths(wavelengths, num_bands=num_bands)
-        key = (tuple(np.round(wl, 4)), str(device))
-        if key not in self._resampler_cache:
-            res = canonical_resampler(wl, self.grid)
-            self._resampler_cache[key] = (
-                torch.as_tensor(res.weights, device=device),
-                torch.as_tensor(res.present, device=device),
-            )
-        return self._resampler_cache[key]
-
-    def canonicalize(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Resample (B, bands, ...) onto the canonical grid: (B, G, ...) and presence (G,)."""
-        W, present = self.resampler(wavelengths, x.shape[1], x.device)
-        return torch.einsum("gc,bc...->bg...", W.to(x.dtype), x), present
-
     def group_presence(self, present: torch.Tensor) -> torch.Tensor:
         """(num_groups,) True where a spectral group has at least one covered grid point."""
         pad = self.num_groups * self.group_size - present.numel()
@@ -331,21 +308,6 @@ class S2Former(nn.Module):
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
         """Logits (B, num_classes), or pooled features (B, num_features) when num_classes=0."""
         return self.forward_head(self.forward_features(x, wavelengths))
-
-    @property
-    def model_args(self) -> dict[str, Any]:
-        """JSON-able constructor arguments that rebuild this model (head included)."""
-        return {**self._arch_args, "num_classes": self.num_classes}
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        """Replace the head with a fresh one for ``num_classes`` classes (0 removes it)."""
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            self._init_weights(self.head)
 
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
