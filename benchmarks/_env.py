@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -19,14 +20,10 @@ def environment() -> dict:
                                 text=True, cwd=RESULTS.parent, check=False).stdout.strip()
     except OSError:
         commit = ""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    sys.path.insert(0, str(RESULTS.parents[1]))
+    from hsizoo._system import cpu_name
+
+    cpu = cpu_name()
     return {
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -38,7 +38,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
@@ -700,15 +699,9 @@ def _hardware(dev: torch.device, world: int) -> str:
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        cpu = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        name = f"CPU {cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        from ._system import cpu_name
+
+        name = f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{world} x {name}" if world > 1 else name
 
 
