@@ -33,7 +33,7 @@ def _scene(h: int = 20, w: int = 18, seed: int = 0) -> Scene:
 
 
 def _fast_daft(**kw) -> DaftConfig:
-    return DaftConfig(timesteps=100, unlabelled_batch=16, pseudo_per_class=5, **kw)
+    return DaftConfig(timesteps=100, unlabelled_batch=16, **kw)
 
 
 @pytest.mark.parametrize("daft", [False, True])

@@ -14,6 +14,10 @@ keeps a class map.
 * ``rf``: a random forest on the filtered spectra.
 * ``hybridsn``: :class:`hsizoo.models.hybridsn.HybridSN` trained from scratch on the shots
   (:func:`train_patch_classifier`).
+* ``label_propagation``: no network: Zhou et al.'s label propagation from the shots over a
+  10-nearest-neighbour graph of all valid pixels (30 principal components of the standardised
+  spectra, Gaussian-smoothed with sigma 1 px, joined by the pixel coordinates), the graph stage of
+  transductive DAFT with the same code (:mod:`hsizoo.finetune.transduction`).
 
 SVM hyper-parameters: ``C`` and ``gamma`` are chosen by a stratified k-fold cross-validation on
 the shots only (k = min(3, fewest shots of a class)), over ``C`` in {1, 10, 100, 1000} and
@@ -240,7 +244,7 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
     import torch
     import torch.nn.functional as F
 
-    from ..finetune import _augment
+    from ..finetune.training import augment as _augment
     from ..patches import gather_patches
 
     t0 = time.perf_counter()
@@ -338,10 +342,37 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
     return patch_predictor(model, padded, wl), {"model": opts.hybridsn_model, **log}
 
 
+def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any
+                       ) -> tuple[Predictor, dict]:
+    from ..finetune.transduction import (TransductionConfig, graph_features, knn_graph,
+                                         propagate, propagation_seeds)
+
+    cfg = TransductionConfig()
+    x = standardised(scene, seed)
+    valid = scene.valid
+    K = int(max(int(train.max()), len(scene.class_names or [])))
+    graph = knn_graph(graph_features(x, valid, cfg), cfg.neighbours)
+    lab = train[valid]
+    shots = np.flatnonzero(lab > 0)
+    probs = propagate(graph, propagation_seeds(shots, lab[shots] - 1, int(valid.sum()), K),
+                      cfg.alpha, cfg.iterations)
+    class_map = np.zeros(valid.shape, np.int64)
+    class_map[valid] = probs.argmax(1) + 1
+
+    def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return class_map[rows, cols]
+
+    return predict, {k: v for k, v in cfg.as_dict().items()
+                     if k in ("components", "feature_sigma", "position_scale", "neighbours",
+                              "alpha", "iterations")}
+
+
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).
 BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, Any]]]]] = {
     "svm_raw": ("RBF-SVM on standardised spectra", _svm_raw),
     "svm_filtered": ("RBF-SVM on 7x7 mean-filtered spectra", _svm_filtered),
     "rf": ("random forest on 7x7 mean-filtered spectra", _rf),
     "hybridsn": ("HybridSN trained from scratch on the shots", fit_hybridsn),
+    "label_propagation": ("label propagation over a k-NN graph of the whole scene (spectra + "
+                          "position), no network", _label_propagation),
 }

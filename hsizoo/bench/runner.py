@@ -102,6 +102,9 @@ class MethodSpec:
         checkpoint: Role of the checkpoint it needs ("indomain", "nofdc", "xdomain") or None.
         daft: DAFT (True) or plain fine-tuning (False), S2Former methods only.
         pretrained: Starts from self-supervised weights (S2Former methods only).
+        transduction: Label propagation over the scene's graph in DAFT (S2Former methods only).
+        daft_overrides: (field, value) pairs of :class:`hsizoo.daft.DaftConfig` that differ
+            from its defaults (ablations of DAFT's terms).
     """
 
     name: str
@@ -110,6 +113,8 @@ class MethodSpec:
     checkpoint: str | None = None
     daft: bool = False
     pretrained: bool = False
+    transduction: bool = True
+    daft_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoint-nofdc",
@@ -124,12 +129,23 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "s2former", "indomain", pretrained=True),
     MethodSpec("s2former_ssl_noFDC_ft", "S2Former SSL checkpoint without FDC, plain fine-tuning",
                "s2former", "nofdc", pretrained=True),
-    MethodSpec("s2former_ssl_daft", "full method: S2Former SSL + FDC checkpoint, then DAFT",
-               "s2former", "indomain", daft=True, pretrained=True),
+    MethodSpec("s2former_ssl_daft", "full method: S2Former SSL + FDC checkpoint, then "
+               "transductive DAFT", "s2former", "indomain", daft=True, pretrained=True),
+    MethodSpec("s2former_scratch_daft", "ablation: transductive DAFT from a random "
+               "initialisation", "s2former", daft=True),
+    MethodSpec("s2former_ssl_daft_nograph", "ablation: DAFT without the graph (pseudo-labels "
+               "from the teacher alone)", "s2former", "indomain", daft=True, pretrained=True,
+               transduction=False),
+    MethodSpec("s2former_ssl_daft_align", "ablation: transductive DAFT with the noised "
+               "feature alignment and agreement terms on", "s2former", "indomain", daft=True,
+               pretrained=True, daft_overrides=(("align_weight", 1.0), ("agree_weight", 1.0))),
     MethodSpec("s2former_xdomain_daft", "S2Former pretrained on simulated scenes of other "
                "sensors, then DAFT", "s2former", "xdomain", daft=True, pretrained=True),
 ]}
 FULL_METHOD = "s2former_ssl_daft"
+#: Version of the fine-tuning recipe, stored with S2Former results: results of an older recipe
+#: are not reused as if they were this one's.
+RECIPE = "transductive-daft/1"
 BASELINES = tuple(BASELINE_METHODS)
 
 
@@ -359,12 +375,16 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
     if spec.checkpoint:
         ck = resolve_checkpoint(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                 opts.model)
+    from ..daft import DaftConfig
+
     kwargs = dict(opts.finetune_kwargs)
+    daft: Any = DaftConfig(**dict(spec.daft_overrides)) if spec.daft else False
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*has no pretrained weights yet.*")
         ft = finetune(scene, train, shots=None, model=ck["model"], pretrained=ck["pretrained"],
                       checkpoint_path=ck["checkpoint_path"], seed=seed,
-                      class_names=scene.class_names, daft=spec.daft, steps=opts.steps,
+                      class_names=scene.class_names, daft=daft,
+                      transduction=spec.transduction, steps=opts.steps,
                       time_budget=opts.train_budget, progress=False, **kwargs)
     net = ft.model.eval()
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
@@ -376,24 +396,21 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
 
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # Shared per-pixel computation, exactly what FineTuned.predict does window by window.
-        if sigma <= 0:
+        if sigma <= 0 and ft.prior is None:
             logits = predictor.predict_padded(padded, rows, cols)
             return logits.argmax(1).numpy().astype(np.int64) + 1
         # With spatial regularisation (finetune's default) a pixel's class depends on its
         # neighbours' probabilities: classify every valid pixel once, smooth, then look up.
+        # Transductive DAFT fuses that with the propagation over the scene: FineTuned.predict.
         if "labels" not in cache:
-            from ..inference import smooth_probabilities
-
-            vr, vc = np.nonzero(scene.valid)
-            prob = predictor.predict_padded(padded, vr, vc).softmax(1).numpy()
-            grid = np.zeros(scene.valid.shape + (prob.shape[1],), dtype=np.float32)
-            grid[vr, vc] = prob
-            cache["labels"] = smooth_probabilities(grid, scene.valid, sigma).argmax(-1) + 1
+            cache["labels"] = ft.predict(progress=False, batch_size=opts.predict_batch).class_map
         return cache["labels"][rows, cols].astype(np.int64)
 
     hist = {k: v for k, v in ft.history.items() if k != "loss_curve"}
     info = {"model": ck["model"], "architecture": getattr(net, "architecture", None),
             "checkpoint": ck["source"], "checkpoint_sha256": ck["sha256"], "daft": spec.daft,
+            "transduction": spec.transduction and spec.daft,
+            "daft_overrides": dict(spec.daft_overrides),
             "steps": opts.steps, "steps_done": hist.get("steps_done"), "smooth_sigma": sigma,
             "finetune_kwargs": kwargs, "history": hist}
     return predict, info
@@ -416,7 +433,9 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
         return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
                 "train_budget": opts.train_budget}
     return {"model": opts.model, "steps": opts.steps, "train_budget": opts.train_budget,
-            "finetune_kwargs": dict(opts.finetune_kwargs),
+            "finetune_kwargs": dict(opts.finetune_kwargs), "recipe": RECIPE,
+            "transduction": spec.transduction and spec.daft,
+            "daft_overrides": dict(spec.daft_overrides),
             "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None}
 
 

@@ -1,0 +1,320 @@
+"""Few-shot fine-tuning: ``hsizoo.finetune(scene, labels, shots=10)`` to a georeferenced class map.
+
+Transductive DAFT, the method as this project reads it (DESIGN.md, "DAFT"), tuned for a CPU and a
+handful of labels per class:
+
+1. Inputs (:mod:`.inputs`): the scene is standardised per band with its own statistics, the
+   label map is checked and the shots drawn, the backbone built from its self-supervised weights.
+2. Transduction (:mod:`.transduction`): label propagation from the shots over a k-NN graph of all
+   valid pixels (spectra and position) gives the teacher's first pseudo-labels, class-balanced.
+3. Training (:mod:`.training`): head warm-up on frozen features, then full fine-tuning with
+   layer-wise learning-rate decay on class-balanced shots and pseudo-labels, with DAFT's
+   diffusion-noised feature alignment and prediction agreement against an EMA teacher
+   (:mod:`hsizoo.daft`). At each refresh the teacher classifies the scene once (shared
+   computation), its embeddings join the graph, and the propagation, seeded by the shots and the
+   fused teacher/propagation probabilities, gives new pseudo-labels.
+4. The result (:mod:`.result`): the student's spatially regularised probabilities fused with the
+   propagation's on the training scene; the student alone on other scenes.
+
+Every part is switchable (``daft=``, ``transduction=``, ``pseudo_rounds=``); ``daft=False`` is
+plain fine-tuning on the shots. No test label is ever used: the only labels are the shots.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import types
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..daft import DaftConfig, Teacher, cosine_alpha_bar, daft_losses
+from ..patches import gather_patches, prepare_cube
+from ..spectral import band_stats
+from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
+from .result import FineTuned, load_finetuned
+from .training import augment, fit_head, param_groups
+from .transduction import (TransductionConfig, fuse, graph_features, knn_graph, propagate,
+                           propagation_seeds, select_pseudo_labels)
+
+__all__ = ["FineTuned", "TransductionConfig", "finetune", "load_finetuned", "prepare_labels",
+           "register_cli"]
+
+
+def __getattr__(name: str) -> Any:
+    # The CLI is imported only when asked for (it is not needed to fine-tune).
+    if name in ("register_cli", "FINETUNE_COMMAND", "PREDICT_COMMAND"):
+        from . import cli
+
+        return getattr(cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _SceneGraph:
+    """The transductive state of one fine-tuning run: graph, propagated probabilities, seeds."""
+
+    def __init__(self, std_cube: np.ndarray, valid: np.ndarray, train: np.ndarray, K: int,
+                 cfg: TransductionConfig) -> None:
+        self.cfg, self.valid, self.K = cfg, valid, K
+        self.std_cube = std_cube
+        self.rows, self.cols = np.nonzero(valid)
+        lab = train[self.rows, self.cols]
+        self.shot_index = np.flatnonzero(lab > 0)
+        self.shot_class = lab[self.shot_index] - 1
+        self.is_shot = lab > 0
+        self.probs = self._propagate(None, None)
+
+    def _propagate(self, embeddings: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+        cfg = self.cfg
+        feats = graph_features(self.std_cube, self.valid, cfg, embeddings, cfg.embed_weight)
+        graph = knn_graph(feats, cfg.neighbours)
+        seeds = propagation_seeds(self.shot_index, self.shot_class, feats.shape[0], self.K,
+                                  prior, cfg.refresh_seed_weight)
+        return propagate(graph, seeds, cfg.alpha, cfg.iterations)
+
+    def refresh(self, embeddings: np.ndarray, teacher_probs: np.ndarray) -> None:
+        """Re-propagate with the teacher's embeddings in the graph, seeded by the shots and the
+        teacher's probabilities fused with the previous propagation's."""
+        self.probs = self._propagate(embeddings, fuse(teacher_probs, self.probs, 1.0))
+
+    def grid(self, probs: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, K) map of node probabilities (the propagation's by default)."""
+        out = np.zeros(self.valid.shape + (self.K,), np.float32)
+        out[self.rows, self.cols] = self.probs if probs is None else probs
+        return out
+
+
+def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
+                   wavelengths: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """One shared-computation pass over the valid pixels: (embeddings, smoothed probabilities)."""
+    from ..inference import SharedPredictor, smooth_probabilities
+
+    rows, cols = np.nonzero(valid)
+    feats = SharedPredictor(net, wavelengths, 1024).predict_padded(padded, rows, cols,
+                                                                   pre_logits=True)
+    with torch.inference_mode():
+        probs = net.head(feats).softmax(1).numpy()
+    grid = np.zeros(valid.shape + (probs.shape[1],), np.float32)
+    grid[rows, cols] = probs
+    return feats.numpy(), smooth_probabilities(grid, valid, sigma)[rows, cols]
+
+
+# ----------------------------------------------------------------------------------------------
+# The API
+
+
+def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
+             model: str = "s2former_tiny", pretrained: bool | None = None, seed: int = 0,
+             wavelengths: Sequence[float] | None = None, *, sensor: str | None = None,
+             class_names: Sequence[str] | None = None, daft: bool | DaftConfig = True,
+             transduction: bool | TransductionConfig = True,
+             steps: int = 200, batch_size: int = 64, lr: float = 1e-3, layer_decay: float = 0.75,
+             weight_decay: float = 0.05, head_steps: int = 200, label_smoothing: float = 0.1,
+             pseudo_rounds: int = 1, adapt_steps: int = 0, smooth_sigma: float = 3.0,
+             time_budget: float | None = None,
+             checkpoint_path: str | None = None, progress: bool = True,
+             model_kwargs: dict[str, Any] | None = None) -> FineTuned:
+    """Fine-tune an S2Former on a few labelled pixels of a scene (DAFT by default).
+
+    Args:
+        scene_or_cube: A :class:`~hsizoo.io.Scene`, a raster / .mat path, or an (H, W, B) array
+            (then give ``wavelengths`` or ``sensor``).
+        labels: (H, W) label map (0 = unlabelled, 1..K), a file holding one, or None for the
+            scene's own labels. A full map gives ``shots`` pixels per class drawn with ``seed``;
+            with ``shots=None`` it is a sparse map whose labelled pixels are all used.
+        shots: Training pixels per class, or None for every labelled pixel.
+        model: Registered model name (``"s2former_tiny"``), ``"arch.tag"`` for given weights,
+            or a folder from ``save_pretrained``.
+        pretrained: True = the registered self-supervised weights (error if there are none);
+            None = use them when they exist, else warn and start from a random initialisation;
+            False = random initialisation.
+        seed: Seed of the shot draw and of training.
+        wavelengths: Band centres in nm (override the scene's).
+        sensor: Sensor preset naming the bands of an array or a file without wavelengths.
+        class_names: Names of classes 1..K (default the scene's, else "class k").
+        daft: True for DAFT with default settings, a :class:`~hsizoo.daft.DaftConfig`, or False
+            for plain fine-tuning (cross-entropy on the shots only, no transduction).
+        transduction: True for label propagation over the scene's k-NN graph with default
+            settings, a :class:`TransductionConfig`, or False (pseudo-labels, if any, then come
+            from the teacher's own predictions at each refresh). Used only with DAFT.
+        steps: Optimiser steps of full fine-tuning.
+        batch_size: Labelled patches per step (class-balanced, augmented).
+        lr: Peak learning rate of the last block and the head.
+        layer_decay: Learning-rate factor per block towards the input.
+        weight_decay: AdamW weight decay.
+        head_steps: Steps of the head warm-up on frozen features (0 skips it).
+        label_smoothing: Label smoothing of the cross-entropy.
+        pseudo_rounds: Refreshes of the pseudo-labels by the improved teacher during DAFT.
+        adapt_steps: Scene-adaptive self-supervised steps before fine-tuning (0 = none).
+        smooth_sigma: Spatial regularisation (pixels) of the class probabilities, used for the
+            pseudo-labels and the final map (:func:`hsizoo.inference.smooth_probabilities`);
+            0 turns it off.
+        time_budget: Stop full fine-tuning after this many seconds (None = run all steps).
+        checkpoint_path: Backbone weights to start from (a model.safetensors or folder).
+        progress: Show progress bars.
+        model_kwargs: Extra model arguments (e.g. ``drop_path_rate``).
+
+    Returns:
+        A :class:`FineTuned`.
+
+    Raises:
+        ValueError: bad labels or shots, a sensor the model cannot use, missing weights with
+            ``pretrained=True``.
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    cfg = daft if isinstance(daft, DaftConfig) else DaftConfig(enabled=bool(daft))
+    tcfg = transduction if isinstance(transduction, TransductionConfig) \
+        else TransductionConfig(enabled=bool(transduction))
+    use_graph = cfg.enabled and tcfg.enabled
+
+    scene = as_scene(scene_or_cube, wavelengths, sensor)
+    wl = np.asarray(scene.wavelengths, dtype=np.float64)
+    train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
+    if labels is not None and scene.labels is None:
+        # Keep the user's full label map with the scene, so that evaluate() can use it.
+        scene = replace(scene, labels=load_label_map(labels))
+    net, weights = build_model(model, pretrained, checkpoint_path, K, **(model_kwargs or {}))
+    coverage = check_coverage(net, wl)
+    P = net.patch_size
+
+    stats = band_stats(scene.cube, scene.valid, seed=seed)
+    std_cube = stats.apply(scene.cube)
+    padded = prepare_cube(std_cube, scene.valid, P)
+    r, c = np.nonzero(train)
+    y = torch.as_tensor(train[r, c] - 1, dtype=torch.long)
+    x_lab = gather_patches(padded, r, c, P)
+    ur, uc = np.nonzero(scene.valid & (train == 0))
+    t_prep = time.perf_counter()
+
+    history: dict[str, Any] = dict(model=model, weights=weights, shots=shots, seed=seed,
+                                   num_train=int(len(y)), num_classes=K, daft=cfg.as_dict(),
+                                   transduction=tcfg.as_dict() if use_graph else None,
+                                   steps=steps, batch_size=batch_size, lr=lr,
+                                   layer_decay=layer_decay, coverage=coverage,
+                                   smooth_sigma=smooth_sigma, pseudo_rounds=pseudo_rounds)
+
+    if adapt_steps > 0:
+        history["adapt"] = _scene_adapt(net, scene, stats, adapt_steps, seed, progress)
+    t_adapt = time.perf_counter()
+
+    # Transduction: the first pseudo-labels come from propagation over the whole scene.
+    sg = _SceneGraph(std_cube, scene.valid, train, K, tcfg) if use_graph else None
+    use_pseudo = cfg.enabled and cfg.pseudo_weight > 0 and ur.size > 0 \
+        and (sg is not None or pseudo_rounds > 0)
+    pseudo_x: torch.Tensor | None = None
+    pseudo_y: torch.Tensor | None = None
+
+    def set_pseudo(probs: np.ndarray) -> None:
+        nonlocal pseudo_x, pseudo_y
+        exclude = sg.is_shot if sg is not None else (train[scene.valid] > 0)
+        idx, cls = select_pseudo_labels(probs, exclude, tcfg.pseudo_fraction,
+                                        tcfg.pseudo_max_per_class)
+        vr, vc = np.nonzero(scene.valid)
+        pseudo_x = gather_patches(padded, vr[idx], vc[idx], P)
+        pseudo_y = torch.as_tensor(cls, dtype=torch.long)
+        history.setdefault("pseudo_counts", []).append(int(cls.size))
+
+    if use_pseudo and sg is not None:
+        set_pseudo(sg.probs)
+    t_graph = time.perf_counter()
+
+    if head_steps > 0:
+        history["head_loss"] = fit_head(net, x_lab, y, wl, head_steps, 1e-2, label_smoothing)
+    t_head = time.perf_counter()
+
+    teacher = Teacher(net, cfg.teacher, cfg.ema_decay) if cfg.enabled else None
+    alpha_bar = cosine_alpha_bar(cfg.timesteps)
+    opt = torch.optim.AdamW(param_groups(net, lr, layer_decay, weight_decay), lr=lr)
+    warm = max(1, steps // 10)
+    # Class-balanced sampling: each class equally likely, then a shot of that class.
+    by_class = [torch.nonzero(y == k).view(-1) for k in range(K)]
+    by_class = [ix for ix in by_class if ix.numel() > 0]
+    refresh = set(int(steps * (i + 1) / (pseudo_rounds + 1)) for i in range(pseudo_rounds)) \
+        if use_pseudo else set()
+    curve: list[float] = []
+    net.train()
+    bar = tqdm(range(steps), disable=not progress, desc="finetune", leave=False)
+    done = 0
+    for step in bar:
+        if time_budget is not None and time.perf_counter() - t_start > time_budget:
+            break
+        if step in refresh and teacher is not None:
+            emb, t_probs = _scene_outputs(teacher.model, padded, scene.valid, wl, smooth_sigma)
+            if sg is not None:
+                sg.refresh(emb, t_probs)
+                set_pseudo(sg.probs)
+            else:
+                set_pseudo(t_probs)
+            net.train()
+        # Learning rate: linear warm-up, cosine decay.
+        f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(
+            math.pi * (step - warm) / max(1, steps - warm)))
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * f
+        cls_pick = torch.randint(0, len(by_class), (batch_size,), generator=gen)
+        pick = torch.stack([by_class[k][torch.randint(0, by_class[k].numel(), (1,),
+                                                      generator=gen)][0] for k in cls_pick])
+        xb = augment(x_lab[pick], gen)
+        yb = y[pick]
+        xu = None
+        if cfg.enabled and cfg.use_unlabelled and ur.size > 0 and cfg.unlabelled_batch > 0 \
+                and (cfg.align_weight > 0 or cfg.agree_weight > 0):
+            ui = rng.integers(0, ur.size, cfg.unlabelled_batch)
+            xu = augment(gather_patches(padded, ur[ui], uc[ui], P), gen)
+        xp = yp = None
+        if pseudo_x is not None and pseudo_x.shape[0] > 0:
+            pi = torch.randint(0, pseudo_x.shape[0], (batch_size,), generator=gen)
+            xp, yp = augment(pseudo_x[pi], gen), pseudo_y[pi]
+        loss, terms = daft_losses(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp,
+                                  label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        if teacher is not None:
+            teacher.update(net)
+        curve.append(float(loss.detach()))
+        done += 1
+        if progress and step % 10 == 0:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
+    bar.close()
+    net.eval()
+    t_end = time.perf_counter()
+    history.update(steps_done=done, loss_curve=curve, final_loss=curve[-1] if curve else None,
+                   seconds={"prepare": t_prep - t_start, "adapt": t_adapt - t_prep,
+                            "graph": t_graph - t_adapt, "head": t_head - t_graph,
+                            "finetune": t_end - t_head, "total": t_end - t_start})
+    return FineTuned(model=net, stats=stats, wavelengths=wl, class_names=names,
+                     train_labels=train, scene=scene, history=history,
+                     smooth_sigma=float(smooth_sigma),
+                     prior=sg.grid() if sg is not None else None,
+                     prior_weight=tcfg.fuse_weight if sg is not None else 0.0)
+
+
+def _scene_adapt(net: torch.nn.Module, scene: Any, stats: Any, steps: int, seed: int,
+                 progress: bool) -> dict[str, Any]:
+    """Scene-adaptive self-supervised steps (masked reconstruction) on the unlabelled cube."""
+    # `from ..pretrain import ...` names the submodule; `from .. import pretrain` could return
+    # the function hsizoo.pretrain exported by the package.
+    from ..pretrain import adapt_to_scene as fn
+
+    return dict(fn(net, scene, steps=steps, seed=seed, progress=progress) or {})
+
+
+class _CallableModule(types.ModuleType):
+    """``hsizoo.finetune`` is both this package and its main function: whichever of the two the
+    package attribute holds (it depends on import order), calling it fine-tunes."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> FineTuned:
+        return finetune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,146 @@
+"""Command line of few-shot fine-tuning: ``hsizoo finetune`` and ``hsizoo predict``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Sequence
+
+from .inputs import as_scene
+
+__all__ = ["FINETUNE_COMMAND", "PREDICT_COMMAND", "register_cli"]
+
+
+def _wavelength_arg(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    p = Path(text)
+    raw = p.read_text() if p.is_file() else text
+    return [float(v) for v in raw.replace(",", " ").split()]
+
+
+def _check_outputs(paths: Sequence[str | None], overwrite: bool) -> None:
+    for p in paths:
+        if p is not None and Path(p).exists() and not overwrite:
+            raise FileExistsError(f"{p} already exists; pass --overwrite to replace it, or "
+                                  "choose another output path.")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from . import finetune
+
+    _check_outputs([args.out, args.quicklook, args.confidence], args.overwrite)
+    if args.save_model and (Path(args.save_model) / "model.safetensors").exists() \
+            and not args.overwrite:
+        raise FileExistsError(f"{args.save_model} already holds a model; pass --overwrite.")
+    shots = None if args.shots is not None and args.shots <= 0 else args.shots
+    if args.all_labels:
+        shots = None
+    ft = finetune(args.scene, args.labels, shots=shots, model=args.model,
+                  pretrained=False if args.no_pretrained else None, seed=args.seed,
+                  wavelengths=_wavelength_arg(args.wavelengths), sensor=args.sensor,
+                  daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
+                  progress=not args.quiet)
+    result = ft.predict(progress=not args.quiet)
+    result.save(args.out, overwrite=args.overwrite, confidence_path=args.confidence)
+    print(f"wrote {args.out}")
+    if args.quicklook:
+        result.save_quicklook(args.quicklook, overwrite=args.overwrite)
+        print(f"wrote {args.quicklook}")
+    if args.save_model:
+        ft.save_pretrained(args.save_model, overwrite=args.overwrite)
+        print(f"saved the fine-tuned model to {args.save_model}")
+    if args.eval_labels:
+        from ..io import read_labels
+
+        print(ft.evaluate(read_labels(args.eval_labels)))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from .result import load_finetuned
+
+    _check_outputs([args.out, args.quicklook, args.confidence], args.overwrite)
+    ft = load_finetuned(args.model)
+    wl = _wavelength_arg(args.wavelengths)
+    if args.quicklook:
+        res = ft.predict(as_scene(args.scene, wl, args.sensor), progress=not args.quiet)
+        res.save(args.out, overwrite=args.overwrite, confidence_path=args.confidence)
+        res.save_quicklook(args.quicklook, overwrite=args.overwrite)
+    else:
+        # Streamed window by window: bounded memory for scenes larger than RAM.
+        res = ft.predict(str(args.scene), out_path=args.out, confidence_path=args.confidence,
+                         overwrite=args.overwrite, window_size=args.window,
+                         progress=not args.quiet, wavelengths=wl, sensor=args.sensor)
+    print(f"wrote {args.out} in {res.seconds:.1f} s")
+    return 0
+
+
+FINETUNE_HELP = "few-shot DAFT fine-tuning on a scene, writing its class map"
+PREDICT_HELP = "classify a scene with a fine-tuned model folder"
+
+
+def _add_finetune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
+    p.add_argument("labels", help="label map file (GeoTIFF, .mat, .npy, .npz), 0 = unlabelled")
+    p.add_argument("--shots", type=int, default=10,
+                   help="labelled pixels per class drawn from LABELS (default 10)")
+    p.add_argument("--all-labels", action="store_true",
+                   help="LABELS is sparse: use every labelled pixel")
+    p.add_argument("--out", required=True, help="output class map GeoTIFF")
+    p.add_argument("--confidence", help="also write the confidence map GeoTIFF here")
+    p.add_argument("--quicklook", help="also write a quicklook PNG here")
+    p.add_argument("--save-model", help="save the fine-tuned model to this folder")
+    p.add_argument("--eval-labels", help="reference labels to print OA, AA and kappa against")
+    p.add_argument("--model", default="s2former_tiny", help="model name or folder")
+    p.add_argument("--no-pretrained", action="store_true", help="random initialisation")
+    p.add_argument("--no-daft", action="store_true", help="plain fine-tuning (ablation)")
+    p.add_argument("--steps", type=int, default=200, help="fine-tuning steps")
+    p.add_argument("--time-budget", type=float, default=None, help="stop after this many s")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
+    p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="folder written by --save-model / FineTuned.save_pretrained")
+    p.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
+    p.add_argument("--out", required=True, help="output class map GeoTIFF")
+    p.add_argument("--confidence", help="also write the confidence map GeoTIFF here")
+    p.add_argument("--quicklook", help="also write a quicklook PNG (reads the scene into memory)")
+    p.add_argument("--window", type=int, default=256, help="window side in pixels")
+    p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
+    p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add the ``finetune`` and ``predict`` subcommands to an argparse subparsers object.
+
+    Each subparser's handler is ``args.func(args)`` returning an exit code. ``hsizoo`` itself
+    uses :data:`FINETUNE_COMMAND` and :data:`PREDICT_COMMAND` through :mod:`hsizoo.cli`.
+    """
+    p = subparsers.add_parser(
+        "finetune", help=FINETUNE_HELP,
+        description="Fine-tune an S2Former on a few labelled pixels per class (DAFT) and write "
+        "the scene's class map as a GeoTIFF on the scene's grid.")
+    _add_finetune_args(p)
+    p.set_defaults(func=_cmd_finetune)
+    q = subparsers.add_parser(
+        "predict", help=PREDICT_HELP,
+        description="Classify every valid pixel of a scene with a model saved by "
+        "'hsizoo finetune --save-model', window by window (bounded memory).")
+    _add_predict_args(q)
+    q.set_defaults(func=_cmd_predict)
+
+
+def _commands() -> tuple[Any, Any]:
+    from ..cli import Command
+
+    return (Command(FINETUNE_HELP, _add_finetune_args, _cmd_finetune),
+            Command(PREDICT_HELP, _add_predict_args, _cmd_predict))
+
+
+FINETUNE_COMMAND, PREDICT_COMMAND = _commands()

@@ -1,0 +1,191 @@
+"""Inputs of few-shot fine-tuning: the scene, the label map and its shots, the backbone."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from ..spectral import canonical_resampler, resolve_wavelengths
+
+__all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "prepare_labels"]
+
+
+def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
+    """A Scene from a Scene, a raster / .mat path, or an (H, W, B) array with its wavelengths."""
+    from ..io import Scene, read_scene
+
+    if isinstance(scene_or_cube, Scene):
+        if wavelengths is not None:
+            scene_or_cube = replace(scene_or_cube, wavelengths=np.asarray(wavelengths, float))
+        return scene_or_cube
+    if isinstance(scene_or_cube, (str, Path)):
+        return read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor)
+    cube = np.asarray(scene_or_cube)
+    if cube.ndim != 3:
+        raise ValueError(f"Expected a Scene, a file path or an (H, W, bands) cube; got an array of "
+                         f"shape {cube.shape}.")
+    wl = resolve_wavelengths(wavelengths, sensor, num_bands=cube.shape[2])
+    return Scene(cube=cube.astype(np.float32, copy=False), wavelengths=wl, sensor=sensor)
+
+
+def load_label_map(labels: Any) -> np.ndarray:
+    """An (H, W) label map from an array or a file holding one (GeoTIFF, .mat, .npy, .npz)."""
+    from ..io import read_labels
+
+    return read_labels(labels) if isinstance(labels, (str, Path)) else np.asarray(labels)
+
+
+def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
+                   class_names: Sequence[str] | None = None) -> tuple[np.ndarray, int, list[str]]:
+    """Check a label map against the scene and pick the training shots.
+
+    A *full* label map gives ``shots`` pixels per class drawn with ``seed``
+    (:func:`hsizoo.splits.few_shot_split`); ``shots=None`` treats the map as *sparse*: exactly the
+    labelled pixels are the training set. A map whose classes all have at most ``shots`` pixels is
+    therefore used whole either way.
+
+    Args:
+        labels: (H, W) integer map (0 = unlabelled), a file holding one, or None for
+            ``scene.labels``.
+        scene: The scene.
+        shots: Pixels per class, or None for all labelled pixels.
+        seed: Seed of the draw.
+        class_names: Names of classes 1..K.
+
+    Returns:
+        (training label map, K, class names).
+
+    Raises:
+        ValueError: labels missing, of another shape than the scene, not integers, on invalid
+            pixels only, or more class ids than class names.
+    """
+    from ..splits import few_shot_split
+
+    if labels is None:
+        labels = scene.labels
+        if labels is None:
+            raise ValueError("No labels: pass labels= an (H, W) label map (0 = unlabelled, 1..K) "
+                             "or a scene that carries .labels.")
+    lab = load_label_map(labels)
+    if lab.shape != scene.cube.shape[:2]:
+        raise ValueError(f"The label map has shape {lab.shape} but the scene is "
+                         f"{scene.cube.shape[:2]} pixels: labels must cover exactly the scene's "
+                         "grid (labels outside the scene cannot be used). Crop or rasterise them "
+                         "onto the scene first.")
+    if lab.dtype == bool or not (np.issubdtype(lab.dtype, np.integer)
+                                 or (np.issubdtype(lab.dtype, np.floating)
+                                     and np.all(lab == np.round(lab)))):
+        raise ValueError(f"Labels must be integer class ids (0 = unlabelled, 1..K); got {lab.dtype}.")
+    lab = lab.astype(np.int64)
+    if lab.min(initial=0) < 0:
+        raise ValueError(f"Labels must be >= 0 (0 = unlabelled); found {lab.min()}.")
+    on_invalid = (lab > 0) & ~scene.valid
+    if on_invalid.any():
+        warnings.warn(f"{int(on_invalid.sum())} labelled pixel(s) lie on invalid (nodata) pixels "
+                      "of the scene and are ignored.", UserWarning, stacklevel=3)
+        lab = np.where(scene.valid, lab, 0)
+    if not (lab > 0).any():
+        raise ValueError("The label map holds no labelled pixel on a valid pixel of the scene.")
+    names = list(class_names) if class_names is not None else list(scene.class_names or [])
+    K = max(int(lab.max()), len(names))
+    if names and int(lab.max()) > len(names):
+        raise ValueError(f"Labels go up to class {int(lab.max())} but {len(names)} class names "
+                         "were given; give one name per class 1..K.")
+    names = names or [f"class {i + 1}" for i in range(K)]
+    counts = np.bincount(lab.reshape(-1), minlength=K + 1)[1:]
+    empty = [i + 1 for i in range(K) if counts[i] == 0]
+    if empty:
+        warnings.warn(
+            f"Class(es) {', '.join(f'{c} ({names[c - 1]})' for c in empty)} have no labelled "
+            "pixel: the model cannot learn them and will almost never predict them. Label a few "
+            "pixels of each class, or renumber the classes.", UserWarning, stacklevel=3)
+    if shots is None:
+        return lab, K, names
+    if not isinstance(shots, (int, np.integer)) or isinstance(shots, bool) or shots < 1:
+        raise ValueError(f"shots must be a positive integer (or None for all labelled pixels); "
+                         f"got {shots!r}.")
+    present = counts[counts > 0]
+    if shots >= present.max():
+        warnings.warn(
+            f"shots={shots} is at least the number of labelled pixels of every class (the largest "
+            f"has {int(present.max())}): all labelled pixels are used for training, as with "
+            "shots=None (a sparse label map).", UserWarning, stacklevel=3)
+        return lab, K, names
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = few_shot_split(lab, int(shots), seed, min_test=0)
+    short = {c: n for c, n in split.short_classes.items()}
+    if short:
+        listing = ", ".join(f"class {c} ({names[c - 1]}: {n} pixels)" for c, n in sorted(short.items()))
+        warnings.warn(f"shots={shots} exceeds the labelled pixels of {listing}; those classes use "
+                      "all their pixels.", UserWarning, stacklevel=3)
+    del caught
+    return split.train, K, names
+
+
+def check_coverage(model: nn.Module, wavelengths: np.ndarray) -> dict[str, float]:
+    """Refuse sensors the model cannot use; warn when the checkpoint saw little of this range."""
+    res = canonical_resampler(wavelengths, model.grid)  # raises when no grid point is covered
+    info = {"coverage": res.coverage}
+    ref = getattr(model, "default_wavelengths", None)
+    pcfg = getattr(model, "pretrained_cfg", None) or {}
+    if ref is None and pcfg.get("sensor"):
+        try:
+            ref = resolve_wavelengths(None, pcfg["sensor"])
+        except (ValueError, KeyError):
+            ref = None
+    if ref is not None:
+        seen = canonical_resampler(ref, model.grid).present
+        overlap = float((seen & res.present).sum() / max(res.present.sum(), 1))
+        info["checkpoint_overlap"] = overlap
+        if overlap == 0.0:
+            raise ValueError(
+                f"The scene's bands ({wavelengths.min():.0f}-{wavelengths.max():.0f} nm) do not "
+                "overlap the spectral range the checkpoint was trained on "
+                f"({ref.min():.0f}-{ref.max():.0f} nm); this checkpoint cannot cover this sensor. "
+                "Use a checkpoint pretrained on a covering sensor, or pretrained=False.")
+        if overlap < 0.5:
+            warnings.warn(
+                f"Only {100 * overlap:.0f} % of the scene's canonical spectrum lies in the range the "
+                f"checkpoint was trained on ({ref.min():.0f}-{ref.max():.0f} nm); its features may "
+                "transfer poorly.", UserWarning, stacklevel=3)
+    return info
+
+
+def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
+                 num_classes: int, **model_kwargs: Any) -> tuple[nn.Module, str]:
+    """Create the backbone; returns (model, description of the weights used)."""
+    from ..models._factory import create_model, list_pretrained
+
+    if checkpoint_path is not None:
+        m = create_model(name, checkpoint_path=checkpoint_path, **model_kwargs)
+        m.reset_classifier(num_classes)
+        return m, f"checkpoint {checkpoint_path}"
+    if pretrained is False:
+        return create_model(name, num_classes=num_classes, **model_kwargs), "random init"
+    arch = name.split(".")[0]
+    tags = [name] if "." in name else list_pretrained(arch + ".*")
+    if not tags:
+        msg = (f"{arch} has no pretrained weights yet (registered: "
+               f"{', '.join(list_pretrained()) or 'none'}).")
+        if pretrained is True:
+            raise ValueError(msg + " Pass pretrained=False (CLI: --no-pretrained) to fine-tune "
+                             "from a random initialisation, or checkpoint_path= your own weights.")
+        warnings.warn(msg + " Fine-tuning from a random initialisation; accuracy will be lower. "
+                      "Pass pretrained=False to silence this.", UserWarning, stacklevel=3)
+        return create_model(arch, num_classes=num_classes, **model_kwargs), "random init"
+    tag = tags[0]
+    if "." not in name:
+        # The architecture's default weights, as timm.create_model(arch, pretrained=True) picks.
+        from timm.models import get_pretrained_cfg
+
+        default = get_pretrained_cfg(arch)
+        if default is not None and f"{arch}.{default.tag}" in tags:
+            tag = f"{arch}.{default.tag}"
+    m = create_model(tag, pretrained=True, num_classes=num_classes, **model_kwargs)
+    return m, tag
+
