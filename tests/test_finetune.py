@@ -179,3 +179,39 @@ def test_cli_finetune_and_predict(tmp_path, capsys) -> None:
         args.func(args)
     args = _parser().parse_args(pred + ["--overwrite"])
     assert args.func(args) == 0
+
+
+def test_labels_from_a_file_are_kept_for_evaluate(tmp_path) -> None:
+    """finetune(scene, "labels.tif") keeps the map: evaluate() and evaluate(path) both work."""
+    import rasterio
+
+    scene = _scene()
+    bare = Scene(cube=scene.cube, wavelengths=scene.wavelengths)
+    with rasterio.open(tmp_path / "labels.tif", "w", driver="GTiff", height=scene.height,
+                       width=scene.width, count=1, dtype="uint8") as ds:
+        ds.write(scene.labels.astype(np.uint8), 1)
+    ft = finetune(bare, str(tmp_path / "labels.tif"), shots=5, daft=False, **FAST)
+    a = ft.evaluate()
+    b = ft.evaluate(str(tmp_path / "labels.tif"))
+    assert a.num_pixels == b.num_pixels == scene.labels.size - 15
+    assert a.oa == b.oa
+
+
+def test_evaluate_ignores_labelled_nodata_pixels() -> None:
+    scene = _scene()
+    valid = np.ones(scene.labels.shape, bool)
+    valid[:4] = False
+    sc = Scene(cube=scene.cube, wavelengths=scene.wavelengths, labels=scene.labels, valid=valid,
+               class_names=scene.class_names)
+    with pytest.warns(UserWarning, match="nodata"):
+        ft = finetune(sc, sc.labels, shots=5, daft=False, **FAST)
+    rep = ft.evaluate()
+    assert rep.num_pixels == int(valid.sum()) - 15
+    assert "valid pixels" in repr(sc) and len(repr(sc)) < 200
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "five"])
+def test_cli_refuses_non_positive_shots(bad, capsys) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["finetune", "s.tif", "l.tif", "--out", "m.tif", "--shots", bad])
+    assert "--all-labels" in capsys.readouterr().err

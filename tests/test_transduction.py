@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hsizoo.finetune.transduction import (TransductionConfig, fuse, graph_features, knn_graph,
-                                          propagate, propagation_seeds, select_pseudo_labels)
+from hsizoo.finetune.transduction import (GraphRefiner, TransductionConfig, fuse,
+                                          graph_features, knn_graph, propagate,
+                                          propagation_seeds, refine, select_pseudo_labels)
 
 
 def _two_fields(h: int = 24, w: int = 30, bands: int = 8, seed: int = 0
@@ -92,8 +93,32 @@ def test_fuse_is_a_product_of_experts():
     np.testing.assert_allclose(f, expect, atol=1e-5)
 
 
+def test_refine_cleans_a_noisy_map_and_keeps_a_clean_one():
+    cube, labels = _two_fields()
+    valid = np.ones(labels.shape, bool)
+    cfg = TransductionConfig(components=4)
+    g = knn_graph(graph_features(cube, valid, cfg), cfg.neighbours)
+    truth = labels.ravel() - 1
+    rng = np.random.default_rng(3)
+    noisy = np.full((truth.size, 2), 0.3, np.float32)
+    noisy[np.arange(truth.size), truth] = 0.7
+    flip = rng.random(truth.size) < 0.25  # a quarter of the pixels confidently wrong
+    noisy[flip] = noisy[flip][:, ::-1]
+    none = np.zeros(0, np.int64)
+    out = refine(g, noisy, none, none, 0.99)
+    assert (noisy.argmax(1) == truth).mean() < 0.8
+    assert (out.argmax(1) == truth).mean() > 0.95
+    np.testing.assert_allclose(out.sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(refine(g, noisy, none, none, 0.0), noisy)
+    # A clean map stays clean but for the column of pixels along the field boundary.
+    clean = np.eye(2, dtype=np.float32)[truth]
+    assert (refine(g, clean, none, none, 0.99).argmax(1) == truth).mean() > 0.95
+    r = GraphRefiner(g, np.array([0]), np.array([1]), 0.99)
+    assert r(clean).shape == clean.shape
+
+
 @pytest.mark.parametrize("bad", [dict(alpha=1.0), dict(pseudo_fraction=2.0), dict(neighbours=0),
-                                 dict(fuse_weight=-1.0)])
+                                 dict(refine_alpha=1.0), dict(embed_weight=-1.0)])
 def test_config_refuses_bad_values(bad):
     with pytest.raises(ValueError):
         TransductionConfig(**bad)

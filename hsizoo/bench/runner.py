@@ -105,6 +105,7 @@ class MethodSpec:
         transduction: Label propagation over the scene's graph in DAFT (S2Former methods only).
         daft_overrides: (field, value) pairs of :class:`hsizoo.daft.DaftConfig` that differ
             from its defaults (ablations of DAFT's terms).
+        transduction_overrides: The same for :class:`hsizoo.finetune.TransductionConfig`.
     """
 
     name: str
@@ -115,6 +116,7 @@ class MethodSpec:
     pretrained: bool = False
     transduction: bool = True
     daft_overrides: tuple[tuple[str, Any], ...] = ()
+    transduction_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoint-nofdc",
@@ -136,6 +138,9 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     MethodSpec("s2former_ssl_daft_nograph", "ablation: DAFT without the graph (pseudo-labels "
                "from the teacher alone)", "s2former", "indomain", daft=True, pretrained=True,
                transduction=False),
+    MethodSpec("s2former_ssl_daft_norefine", "ablation: transductive DAFT without the final "
+               "graph refinement (the student's map as it is)", "s2former", "indomain",
+               daft=True, pretrained=True, transduction_overrides=(("refine_alpha", 0.0),)),
     MethodSpec("s2former_ssl_daft_align", "ablation: transductive DAFT with the noised "
                "feature alignment and agreement terms on", "s2former", "indomain", daft=True,
                pretrained=True, daft_overrides=(("align_weight", 1.0), ("agree_weight", 1.0))),
@@ -145,7 +150,7 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
 FULL_METHOD = "s2former_ssl_daft"
 #: Version of the fine-tuning recipe, stored with S2Former results: results of an older recipe
 #: are not reused as if they were this one's.
-RECIPE = "transductive-daft/1"
+RECIPE = "transductive-daft/2"
 BASELINES = tuple(BASELINE_METHODS)
 
 
@@ -376,15 +381,18 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
         ck = resolve_checkpoint(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                 opts.model)
     from ..daft import DaftConfig
+    from ..finetune import TransductionConfig
 
     kwargs = dict(opts.finetune_kwargs)
     daft: Any = DaftConfig(**dict(spec.daft_overrides)) if spec.daft else False
+    transduction: Any = TransductionConfig(**dict(spec.transduction_overrides)) \
+        if spec.transduction else False
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*has no pretrained weights yet.*")
         ft = finetune(scene, train, shots=None, model=ck["model"], pretrained=ck["pretrained"],
                       checkpoint_path=ck["checkpoint_path"], seed=seed,
                       class_names=scene.class_names, daft=daft,
-                      transduction=spec.transduction, steps=opts.steps,
+                      transduction=transduction, steps=opts.steps,
                       time_budget=opts.train_budget, progress=False, **kwargs)
     net = ft.model.eval()
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
@@ -396,12 +404,12 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
 
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # Shared per-pixel computation, exactly what FineTuned.predict does window by window.
-        if sigma <= 0 and ft.prior is None:
+        if sigma <= 0 and ft.refiner is None:
             logits = predictor.predict_padded(padded, rows, cols)
             return logits.argmax(1).numpy().astype(np.int64) + 1
         # With spatial regularisation (finetune's default) a pixel's class depends on its
         # neighbours' probabilities: classify every valid pixel once, smooth, then look up.
-        # Transductive DAFT fuses that with the propagation over the scene: FineTuned.predict.
+        # Transductive DAFT then refines that over the scene's graph: FineTuned.predict.
         if "labels" not in cache:
             cache["labels"] = ft.predict(progress=False, batch_size=opts.predict_batch).class_map
         return cache["labels"][rows, cols].astype(np.int64)
@@ -429,6 +437,8 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
         return {"filter_size": opts.filter_size} if spec.name == "svm_filtered" else {}
     if spec.name == "rf":
         return {"filter_size": opts.filter_size, "rf_trees": opts.rf_trees}
+    if spec.name == "label_propagation":
+        return {"graph": "transduction-defaults/1"}
     if spec.name == "hybridsn":
         return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
                 "train_budget": opts.train_budget}
@@ -436,6 +446,7 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
             "finetune_kwargs": dict(opts.finetune_kwargs), "recipe": RECIPE,
             "transduction": spec.transduction and spec.daft,
             "daft_overrides": dict(spec.daft_overrides),
+            "transduction_overrides": dict(spec.transduction_overrides),
             "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None}
 
 

@@ -13,8 +13,9 @@ handful of labels per class:
    (:mod:`hsizoo.daft`). At each refresh the teacher classifies the scene once (shared
    computation), its embeddings join the graph, and the propagation, seeded by the shots and the
    fused teacher/propagation probabilities, gives new pseudo-labels.
-4. The result (:mod:`.result`): the student's spatially regularised probabilities fused with the
-   propagation's on the training scene; the student alone on other scenes.
+4. The result (:mod:`.result`): on the training scene, the student's spatially regularised
+   probabilities propagated over the scene's graph (:func:`.transduction.refine`); on other
+   scenes, the student alone.
 
 Every part is switchable (``daft=``, ``transduction=``, ``pseudo_rounds=``); ``daft=False`` is
 plain fine-tuning on the shots. No test label is ever used: the only labels are the shots.
@@ -37,8 +38,8 @@ from ..spectral import band_stats
 from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
 from .result import FineTuned, load_finetuned
 from .training import augment, fit_head, param_groups
-from .transduction import (TransductionConfig, fuse, graph_features, knn_graph, propagate,
-                           propagation_seeds, select_pseudo_labels)
+from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
+                           propagate, propagation_seeds, select_pseudo_labels)
 
 __all__ = ["FineTuned", "TransductionConfig", "finetune", "load_finetuned", "prepare_labels",
            "register_cli"]
@@ -65,26 +66,30 @@ class _SceneGraph:
         self.shot_index = np.flatnonzero(lab > 0)
         self.shot_class = lab[self.shot_index] - 1
         self.is_shot = lab > 0
-        self.probs = self._propagate(None, None)
+        # The graph of spectra and position: first propagation and final refinement.
+        self.graph = knn_graph(graph_features(std_cube, valid, cfg), cfg.neighbours)
+        self.probs = self._propagate(self.graph, None)
 
-    def _propagate(self, embeddings: np.ndarray | None, prior: np.ndarray | None) -> np.ndarray:
+    def _propagate(self, graph: Any, prior: np.ndarray | None) -> np.ndarray:
         cfg = self.cfg
-        feats = graph_features(self.std_cube, self.valid, cfg, embeddings, cfg.embed_weight)
-        graph = knn_graph(feats, cfg.neighbours)
-        seeds = propagation_seeds(self.shot_index, self.shot_class, feats.shape[0], self.K,
+        seeds = propagation_seeds(self.shot_index, self.shot_class, graph.shape[0], self.K,
                                   prior, cfg.refresh_seed_weight)
         return propagate(graph, seeds, cfg.alpha, cfg.iterations)
 
     def refresh(self, embeddings: np.ndarray, teacher_probs: np.ndarray) -> None:
         """Re-propagate with the teacher's embeddings in the graph, seeded by the shots and the
         teacher's probabilities fused with the previous propagation's."""
-        self.probs = self._propagate(embeddings, fuse(teacher_probs, self.probs, 1.0))
+        cfg = self.cfg
+        graph = knn_graph(graph_features(self.std_cube, self.valid, cfg, embeddings,
+                                         cfg.embed_weight), cfg.neighbours)
+        self.probs = self._propagate(graph, fuse(teacher_probs, self.probs, 1.0))
 
-    def grid(self, probs: np.ndarray | None = None) -> np.ndarray:
-        """(H, W, K) map of node probabilities (the propagation's by default)."""
-        out = np.zeros(self.valid.shape + (self.K,), np.float32)
-        out[self.rows, self.cols] = self.probs if probs is None else probs
-        return out
+    def refiner(self) -> GraphRefiner | None:
+        """The final refinement of the student's map on this scene (None when switched off)."""
+        if self.cfg.refine_alpha <= 0:
+            return None
+        return GraphRefiner(self.graph, self.shot_index, self.shot_class, self.cfg.refine_alpha,
+                            self.cfg.iterations)
 
 
 def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
@@ -295,8 +300,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     return FineTuned(model=net, stats=stats, wavelengths=wl, class_names=names,
                      train_labels=train, scene=scene, history=history,
                      smooth_sigma=float(smooth_sigma),
-                     prior=sg.grid() if sg is not None else None,
-                     prior_weight=tcfg.fuse_weight if sg is not None else 0.0)
+                     refiner=sg.refiner() if sg is not None else None)
 
 
 def _scene_adapt(net: torch.nn.Module, scene: Any, stats: Any, steps: int, seed: int,

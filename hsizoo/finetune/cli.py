@@ -10,6 +10,19 @@ from .inputs import as_scene
 __all__ = ["FINETUNE_COMMAND", "PREDICT_COMMAND", "register_cli"]
 
 
+def _positive_int(text: str) -> int:
+    """argparse type of --shots: a whole number >= 1 (0 or -1 used to mean "all labels")."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a positive whole number of labelled pixels per class; use "
+            "--all-labels to train on every labelled pixel.")
+    return value
+
+
 def _wavelength_arg(text: str | None) -> list[float] | None:
     if text is None:
         return None
@@ -32,14 +45,14 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.save_model and (Path(args.save_model) / "model.safetensors").exists() \
             and not args.overwrite:
         raise FileExistsError(f"{args.save_model} already holds a model; pass --overwrite.")
-    shots = None if args.shots is not None and args.shots <= 0 else args.shots
-    if args.all_labels:
-        shots = None
+    shots = None if args.all_labels else args.shots
     ft = finetune(args.scene, args.labels, shots=shots, model=args.model,
                   pretrained=False if args.no_pretrained else None, seed=args.seed,
                   wavelengths=_wavelength_arg(args.wavelengths), sensor=args.sensor,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
                   progress=not args.quiet)
+    print(f"fine-tuned from {ft.history.get('weights')} ({ft.history.get('model')}), "
+          f"{ft.history.get('num_train')} labelled pixels, {ft.history.get('steps_done')} steps")
     result = ft.predict(progress=not args.quiet)
     result.save(args.out, overwrite=args.overwrite, confidence_path=args.confidence)
     print(f"wrote {args.out}")
@@ -82,7 +95,7 @@ PREDICT_HELP = "classify a scene with a fine-tuned model folder"
 def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", help="scene file (GeoTIFF, ENVI, .mat)")
     p.add_argument("labels", help="label map file (GeoTIFF, .mat, .npy, .npz), 0 = unlabelled")
-    p.add_argument("--shots", type=int, default=10,
+    p.add_argument("--shots", type=_positive_int, default=10,
                    help="labelled pixels per class drawn from LABELS (default 10)")
     p.add_argument("--all-labels", action="store_true",
                    help="LABELS is sparse: use every labelled pixel")

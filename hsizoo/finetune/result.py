@@ -28,9 +28,9 @@ class FineTuned:
         history: Training log (per-phase times, losses, settings).
         smooth_sigma: Spatial regularisation of predicted probabilities in pixels
             (:func:`hsizoo.inference.smooth_probabilities`); 0 = per-pixel predictions only.
-        prior: (H, W, K) class probabilities of the label propagation over the training scene
-            (transductive DAFT), fused with the network's on that scene; None = none.
-        prior_weight: Weight of ``prior`` in the fusion (:func:`.transduction.fuse`).
+        refiner: The graph refinement of the training scene (transductive DAFT,
+            :class:`~hsizoo.finetune.transduction.GraphRefiner`), applied to the network's
+            probabilities when that scene is predicted; None = none.
     """
 
     model: nn.Module
@@ -41,8 +41,7 @@ class FineTuned:
     scene: Any = None
     history: dict[str, Any] = field(default_factory=dict)
     smooth_sigma: float = 0.0
-    prior: np.ndarray | None = field(default=None, repr=False)
-    prior_weight: float = 0.0
+    refiner: Any = field(default=None, repr=False)
     _last: Any = field(default=None, repr=False)
 
     @property
@@ -100,8 +99,8 @@ class FineTuned:
                                confidence_path=confidence_path, overwrite=overwrite,
                                smooth_sigma=self.smooth_sigma, progress=progress)
         if scene is self.scene:
-            if self.prior is not None and self.prior_weight > 0 and result.probabilities is not None:
-                result = _fuse_prior(result, self.prior, self.prior_weight, scene.valid)
+            if self.refiner is not None and result.probabilities is not None:
+                result = _refined(result, self.refiner, scene.valid)
             self._last = result
         return result
 
@@ -166,17 +165,15 @@ class FineTuned:
         return save_pretrained(self.model, folder, config=config, overwrite=overwrite)
 
 
-def _fuse_prior(result: Any, prior: np.ndarray, weight: float, valid: np.ndarray) -> Any:
-    """The class map with the network's probabilities fused with the propagation's."""
+def _refined(result: Any, refiner: Any, valid: np.ndarray) -> Any:
+    """The class map after the graph refinement of the network's probabilities."""
     from dataclasses import replace
 
-    from .transduction import fuse
-
     probs = np.zeros_like(result.probabilities)
-    probs[valid] = fuse(result.probabilities[valid], prior[valid], weight)
+    probs[valid] = refiner(result.probabilities[valid])
     class_map = np.where(valid, probs.argmax(-1) + 1, 0).astype(result.class_map.dtype)
     confidence = np.where(valid, probs.max(-1), np.nan).astype(np.float32)
-    meta = dict(result.meta, fused_with_propagation=weight)
+    meta = dict(result.meta, graph_refinement_alpha=refiner.alpha)
     return replace(result, class_map=class_map, probabilities=probs, confidence=confidence,
                    meta=meta)
 

@@ -92,6 +92,23 @@ class Scene:
         return int(self.cube.shape[2])
 
 
+    def __repr__(self) -> str:
+        # A summary, never the cube itself (print(scene) of a 2 GB cube must stay one line).
+        wl = np.asarray(self.wavelengths)
+        parts = [f"{self.height} x {self.width} pixels x {self.num_bands} bands",
+                 f"{wl.min():.0f}-{wl.max():.0f} nm" if wl.size else "no wavelengths",
+                 f"{int(self.valid.sum())} valid pixels"]
+        if self.sensor:
+            parts.append(f"sensor {self.sensor}")
+        if self.crs is not None:
+            parts.append(f"crs {self.crs}")
+        if self.labels is not None:
+            parts.append(f"labels with {int((self.labels > 0).sum())} labelled pixels, "
+                         f"{len(np.unique(self.labels[self.labels > 0]))} classes")
+        if self.path:
+            parts.append(f"from {self.path}")
+        return f"Scene({', '.join(parts)})"
+
     @property
     def height(self) -> int:
         return int(self.cube.shape[0])
