@@ -2,7 +2,7 @@
 
 Our reading of the few-shot stage of arXiv 2601.18088 (DESIGN.md, "DAFT"); the paper describes it
 in words only, so every part has a switch and a weight, and the ablation is measured
-(``benchmarks/fewshot_indian_pines.py``):
+(``benchmarks/fewshot.py``, the harness of :mod:`hsizoo.bench`):
 
 * **Teacher.** A copy of the initial (self-supervised) model. ``teacher="frozen"`` keeps it fixed
   (its classifier is the one trained during the head warm-up on frozen features, so its

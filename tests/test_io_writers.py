@@ -157,3 +157,43 @@ def test_confidence_map(tmp_path, dtype, atol):
     np.testing.assert_allclose(back[1:, 1:], conf[1:, 1:], atol=atol + 1e-7)
     with pytest.raises(ValueError, match="0..1"):
         write_confidence_map(tmp_path / "d.tif", conf + 1, crs=CRS, transform=transform())
+
+
+def test_a_failed_write_keeps_the_previous_map(tmp_path, monkeypatch):
+    """GDAL only logs some write errors (a full disk): the finished file is read back before it
+    replaces anything, so a broken write raises and the previous map stays intact."""
+    import rasterio
+
+    from hsizoo.io import writers
+
+    path = tmp_path / "map.tif"
+    cmap = np.ones((40, 50), dtype=int)
+    write_class_map(path, cmap, crs=CRS, transform=transform(), class_names=NAMES)
+
+    def truncated(p):  # what a full disk leaves: the file stops part-way
+        with open(p, "r+b") as fh:
+            fh.truncate(200)
+
+    monkeypatch.setattr(writers, "_fsync", truncated)
+    with pytest.raises(OSError, match="unchanged"):
+        write_class_map(path, cmap * 2, crs=CRS, transform=transform(), class_names=NAMES,
+                        overwrite=True)
+    with rasterio.open(path) as ds:
+        assert (ds.read(1) == 1).all()
+    assert _leftovers(tmp_path) == []
+
+
+def test_maps_are_created_with_the_users_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_class_map(tmp_path / "a.tif", np.ones((4, 5), int), crs=None, transform=None,
+                        class_names=NAMES)
+        os.umask(0o077)
+        write_class_map(tmp_path / "b.tif", np.ones((4, 5), int), crs=None, transform=None,
+                        class_names=NAMES)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.tif").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.tif").stat().st_mode & 0o777 == 0o600

@@ -55,6 +55,35 @@ def _profile(height: int, width: int, dtype: str, nodata: float | None, crs: Any
     return profile
 
 
+def _umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _verify_raster(path: Path, height: int, width: int, dtype: str) -> None:
+    """Read a written single-band raster back whole; raise if it is not what was written."""
+    import rasterio
+
+    if path.stat().st_size == 0:
+        raise OSError("the file is empty")
+    with rasterio.Env(), rasterio.open(path) as ds:
+        if (ds.height, ds.width, ds.count, ds.dtypes[0]) != (height, width, 1, dtype):
+            raise OSError(f"read back as {ds.height} x {ds.width} x {ds.count} {ds.dtypes[0]}, "
+                          f"not {height} x {width} x 1 {dtype}")
+        for _, window in ds.block_windows(1):
+            ds.read(1, window=window)  # every block must decode
+
+
 class _GridWriter:
     """A single-band GeoTIFF written window by window into a temporary file, then moved in place."""
 
@@ -115,11 +144,26 @@ class _GridWriter:
         return block.astype(self.dtype)
 
     def close(self) -> None:
-        """Finish the map and move it to its final path."""
+        """Finish the map, check it, and only then move it to its final path.
+
+        GDAL only logs some write errors (a full disk among them), so the finished file is
+        flushed to disk and read back completely before it replaces anything: on any failure
+        the partial file is removed, a previous map under the final name is left intact, and an
+        OSError says what happened.
+        """
         if self._closed:
             return
         self._closed = True
-        self._ds.close()
+        try:
+            self._ds.close()
+            _fsync(self._tmp)
+            _verify_raster(self._tmp, self.height, self.width, self.dtype)
+            os.chmod(self._tmp, 0o666 & ~_umask())
+        except Exception as err:
+            self._tmp.unlink(missing_ok=True)
+            raise OSError(f"Writing {self.path} failed ({err}); nothing was written there and any "
+                          "previous file under that name is unchanged. Check the free space "
+                          "and permissions of the output folder.") from err
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
