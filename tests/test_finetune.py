@@ -215,3 +215,24 @@ def test_cli_refuses_non_positive_shots(bad, capsys) -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["finetune", "s.tif", "l.tif", "--out", "m.tif", "--shots", bad])
     assert "--all-labels" in capsys.readouterr().err
+
+
+def test_transductive_parts_switch() -> None:
+    """The graph gives pseudo-labels before training and a refiner for the training scene."""
+    from hsizoo.finetune import TransductionConfig
+
+    scene = _scene()
+    ft = finetune(scene, scene.labels, shots=3, daft=_fast_daft(), pseudo_rounds=1, **FAST)
+    assert ft.history["transduction"]["neighbours"] == 10
+    # Whole-scene pseudo-labels from the first propagation, then one refresh.
+    assert len(ft.history["pseudo_counts"]) == 2
+    assert ft.history["pseudo_counts"][0] == scene.labels.size - 9
+    assert ft.refiner is not None
+    refined = ft.predict(progress=False)
+    assert refined.meta.get("graph_refinement_alpha") == 0.99
+    off = finetune(scene, scene.labels, shots=3, daft=_fast_daft(),
+                   transduction=TransductionConfig(refine_alpha=0.0), **FAST)
+    assert off.refiner is None
+    plain = finetune(scene, scene.labels, shots=3, daft=False, **FAST)
+    assert plain.refiner is None and "pseudo_counts" not in plain.history
+    assert plain.history["transduction"] is None
