@@ -15,6 +15,7 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -253,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on bad usage and 0 on --help
         return int(e.code or 0)
+    if not args.debug:
+        # Warnings speak to the user: one line each, without the library's source line.
+        warnings.formatwarning = lambda message, category, *_a, **_k: (
+            f"hsizoo: {category.__name__}: {message}\n")
     try:
         return int(args._run(args) or 0)
     except _user_errors() as e:

@@ -352,6 +352,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
                                                   transform=transform, overwrite=overwrite))
     total = int(scene.valid.sum()) if in_memory else H * W
     bar = _progress(total, progress, "predict")
+    counted = 0
     try:
         m = smoothing_radius(smooth_sigma)
         for block in _blocks(scene, window_size, P // 2 + m, nodata):
@@ -400,6 +401,10 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
                 writers[-1].write(win, cf_blk)
             if not in_memory:
                 bar.update(int(h * w - vr.size))
+            counted += h * w
+        if not in_memory and counted < total:
+            # Windows without a valid pixel were skipped; the bar counts their pixels too.
+            bar.update(total - counted)
     except BaseException:
         for wr in writers:
             wr.abort()

@@ -103,6 +103,36 @@ def test_streamed_geotiff_equals_in_memory(tmp_path) -> None:
         predict_scene(model, str(src), stats, out_path=out, progress=False)
     predict_scene(model, str(src), stats, out_path=out, overwrite=True, progress=False)
 
+    # The streamed bar counts every pixel, nodata included, so it ends at its total, also when
+    # a whole window is nodata (such windows are skipped).
+    import hsizoo.inference as inference
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total: int) -> None:
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, k: int) -> None:
+            self.n += k
+
+        def close(self) -> None:
+            pass
+
+    with rasterio.open(src, "r+") as ds:
+        ds.write(np.full((scene.num_bands, 8, 8), -9999.0, np.float32),
+                 window=rasterio.windows.Window(8, 8, 8, 8))
+    orig = inference._progress
+    inference._progress = lambda total, enabled, desc: Bar(total)
+    try:
+        for sigma in (0.0, 2.0):
+            predict_scene(model, str(src), stats, window_size=8, out_path=out, overwrite=True,
+                          smooth_sigma=sigma)
+    finally:
+        inference._progress = orig
+    assert [(b.n, b.total) for b in bars] == [(21 * 18, 21 * 18)] * 2
+
 
 def test_class_map_save_quicklook_and_evaluate(tmp_path) -> None:
     scene = _scene()

@@ -62,7 +62,8 @@ MIRROR_ENV = "HSIZOO_HUB_MIRROR"
 PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 
 _HELP = (
-    "What to do: pass checkpoint_path=<folder or model.safetensors> (CLI: --checkpoint), or put "
+    "What to do: pass checkpoint_path=<folder or model.safetensors> (CLI: the folder as --model "
+    "of hsizoo finetune), or put "
     f"a copy of the Hub repository under a folder named in ${MIRROR_ENV} "
     "(<mirror>/<org>/<repo>/model.safetensors), or check the network, HF_ENDPOINT and "
     "HF_HUB_OFFLINE so that huggingface_hub can download it."
