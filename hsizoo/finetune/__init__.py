@@ -214,16 +214,18 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     sg = _SceneGraph(std_cube, scene.valid, train, K, tcfg) if use_graph else None
     use_pseudo = cfg.enabled and cfg.pseudo_weight > 0 and ur.size > 0 \
         and (sg is not None or pseudo_rounds > 0)
-    pseudo_x: torch.Tensor | None = None
+    # Pseudo-labelled pixels as (rows, cols); their patches are gathered per batch (the whole
+    # scene's patches would take GBs on a large scene).
+    pseudo_rc: tuple[np.ndarray, np.ndarray] | None = None
     pseudo_y: torch.Tensor | None = None
 
     def set_pseudo(probs: np.ndarray) -> None:
-        nonlocal pseudo_x, pseudo_y
+        nonlocal pseudo_rc, pseudo_y
         exclude = sg.is_shot if sg is not None else (train[scene.valid] > 0)
         idx, cls = select_pseudo_labels(probs, exclude, tcfg.pseudo_fraction,
                                         tcfg.pseudo_max_per_class)
         vr, vc = np.nonzero(scene.valid)
-        pseudo_x = gather_patches(padded, vr[idx], vc[idx], P)
+        pseudo_rc = (vr[idx], vc[idx])
         pseudo_y = torch.as_tensor(cls, dtype=torch.long)
         history.setdefault("pseudo_counts", []).append(int(cls.size))
 
@@ -275,9 +277,10 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             ui = rng.integers(0, ur.size, cfg.unlabelled_batch)
             xu = augment(gather_patches(padded, ur[ui], uc[ui], P), gen)
         xp = yp = None
-        if pseudo_x is not None and pseudo_x.shape[0] > 0:
-            pi = torch.randint(0, pseudo_x.shape[0], (batch_size,), generator=gen)
-            xp, yp = augment(pseudo_x[pi], gen), pseudo_y[pi]
+        if pseudo_rc is not None and pseudo_rc[0].size > 0:
+            pi = torch.randint(0, pseudo_rc[0].size, (batch_size,), generator=gen)
+            rows, cols = pseudo_rc[0][pi.numpy()], pseudo_rc[1][pi.numpy()]
+            xp, yp = augment(gather_patches(padded, rows, cols, P), gen), pseudo_y[pi]
         loss, terms = daft_losses(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp,
                                   label_smoothing)
         opt.zero_grad(set_to_none=True)
