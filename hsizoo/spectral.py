@@ -36,7 +36,8 @@ def check_wavelengths(wavelengths: Sequence[float], num_bands: int | None = None
         The wavelengths as a 1-D float64 array.
 
     Raises:
-        ValueError: wrong length, not finite, not strictly increasing, or in micrometres.
+        ValueError: wrong length, not finite, not strictly increasing, not physical (<= 0 or
+            above 100,000 nm), or in micrometres.
     """
     wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
     if num_bands is not None and wl.size != num_bands:
@@ -51,6 +52,12 @@ def check_wavelengths(wavelengths: Sequence[float], num_bands: int | None = None
         raise ValueError(
             f"Wavelengths must be strictly increasing; band {bad} ({wl[bad]:g} nm) is followed by "
             f"{wl[bad + 1]:g} nm. Sort the bands by wavelength (and the cube with them)."
+        )
+    if wl.min() <= 0 or wl.max() > 100_000:
+        raise ValueError(
+            f"Wavelengths {wl.min():g}-{wl.max():g} nm are not physical band centres (expected "
+            "positive values in nanometres, e.g. 400-2500 for VNIR-SWIR). Check the unit (nm, "
+            "not micrometres, wavenumbers or an index) and the file's metadata."
         )
     if wl.max() < 30:
         raise ValueError(

@@ -236,3 +236,32 @@ def test_transductive_parts_switch() -> None:
     plain = finetune(scene, scene.labels, shots=3, daft=False, **FAST)
     assert plain.refiner is None and "pseudo_counts" not in plain.history
     assert plain.history["transduction"] is None
+
+
+def test_predict_compares_the_scenes_wavelengths_with_the_models(tmp_path) -> None:
+    scene = _scene()
+    ft = finetune(scene, scene.labels, shots=3, daft=False, **FAST)
+    same = Scene(cube=scene.cube, wavelengths=scene.wavelengths)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same bands: nothing to say
+        ft.predict(same, progress=False)
+    shifted = Scene(cube=scene.cube, wavelengths=scene.wavelengths + 40.0)
+    with pytest.warns(UserWarning, match="differ from the 12 bands"):
+        ft.predict(shifted, progress=False)
+    # Another range altogether: refused before any work, also on the streamed CLI path.
+    far = Scene(cube=scene.cube, wavelengths=np.linspace(2400.0, 2490.0, 12))
+    with pytest.raises(ValueError, match="do not overlap"):
+        ft.predict(far, progress=False)
+    _write_scene_tif(tmp_path / "far.tif", far)
+    with pytest.raises(ValueError, match="do not overlap"):
+        ft.predict(str(tmp_path / "far.tif"), out_path=tmp_path / "m.tif", progress=False)
+    assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.parametrize("wl", [np.linspace(-600.0, 1490.0, 12), np.linspace(4e5, 9e5, 12)])
+def test_non_physical_wavelengths_are_refused(wl) -> None:
+    scene = _scene()
+    with pytest.raises(ValueError, match="not physical"):
+        finetune(scene.cube, scene.labels, wavelengths=wl, shots=3, daft=False, **FAST)

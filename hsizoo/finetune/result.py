@@ -78,14 +78,15 @@ class FineTuned:
                                  "folder, so it keeps no training scene).")
             scene = self.scene
         elif isinstance(scene, (str, Path)) and out_path is not None:
+            from ..io import read_scene_info
+
+            info = read_scene_info(scene, wavelengths=wavelengths, sensor=sensor)
             wl = None
             if wavelengths is not None or sensor is not None:
-                from ..io import read_scene_info
-
-                wl = resolve_wavelengths(wavelengths, sensor,
-                                         num_bands=read_scene_info(scene,
-                                                                   wavelengths=wavelengths,
-                                                                   sensor=sensor).num_bands)
+                wl = resolve_wavelengths(wavelengths, sensor, num_bands=info.num_bands)
+            if wl is not None or getattr(info, "wavelengths", None) is not None:
+                _compare_wavelengths(np.asarray(wl if wl is not None else info.wavelengths,
+                                                float), self.wavelengths)
             return predict_scene(self.model, scene, self.stats, wl, self.class_names,
                                  window_size=window_size, batch_size=batch_size,
                                  out_path=out_path, confidence_path=confidence_path,
@@ -94,6 +95,8 @@ class FineTuned:
         else:
             scene = as_scene(scene, wavelengths, sensor)
         check_coverage(self.model, np.asarray(scene.wavelengths))
+        if scene is not self.scene:
+            _compare_wavelengths(np.asarray(scene.wavelengths, float), self.wavelengths)
         result = predict_scene(self.model, scene, self.stats, None, self.class_names,
                                window_size=window_size, batch_size=batch_size, out_path=out_path,
                                confidence_path=confidence_path, overwrite=overwrite,
@@ -163,6 +166,32 @@ class FineTuned:
             "training": hist,
         }
         return save_pretrained(self.model, folder, config=config, overwrite=overwrite)
+
+
+def _compare_wavelengths(scene_wl: np.ndarray, train_wl: np.ndarray) -> None:
+    """Refuse a scene with no spectral overlap with the training scene; say so when they differ.
+
+    The model resamples any sensor by wavelength onto its canonical grid, so other bands are
+    allowed on purpose (another sensor); what is never silent is that they differ.
+    """
+    import warnings
+
+    lo, hi = max(scene_wl.min(), train_wl.min()), min(scene_wl.max(), train_wl.max())
+    if hi <= lo:
+        raise ValueError(
+            f"The scene's bands ({scene_wl.min():.0f}-{scene_wl.max():.0f} nm) do not overlap "
+            f"those this model was fine-tuned on ({train_wl.min():.0f}-{train_wl.max():.0f} "
+            "nm): its classes cannot be recognised there. Check the scene's wavelengths (unit, "
+            "metadata) or fine-tune on this sensor.")
+    if scene_wl.size == train_wl.size and np.allclose(scene_wl, train_wl, atol=1.0):
+        return
+    overlap = (hi - lo) / (train_wl.max() - train_wl.min())
+    warnings.warn(
+        f"The scene's {scene_wl.size} bands ({scene_wl.min():.0f}-{scene_wl.max():.0f} nm) differ "
+        f"from the {train_wl.size} bands the model was fine-tuned on ({train_wl.min():.0f}-"
+        f"{train_wl.max():.0f} nm; {100 * overlap:.0f} % of that range overlaps); the model "
+        "resamples them by wavelength. If they should be the same sensor, check the scene's "
+        "wavelengths.", UserWarning, stacklevel=3)
 
 
 def _refined(result: Any, refiner: Any, valid: np.ndarray) -> Any:
