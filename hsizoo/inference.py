@@ -78,6 +78,8 @@ class SharedPredictor:
     def __init__(self, model: torch.nn.Module, wavelengths: Sequence[float],
                  batch_size: int = 1024) -> None:
         self.model = model
+        # Inputs go to the model's device; outputs come back to the CPU.
+        self.device = next(model.parameters()).device
         self.wavelengths = np.asarray(wavelengths, dtype=np.float64)
         self.batch_size = int(batch_size)
         self.P = int(model.patch_size)
@@ -155,13 +157,13 @@ class SharedPredictor:
         was_training = self.model.training
         self.model.eval()
         try:
-            xc, tok, present = self.embed_window(padded)
-            rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-            cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long)
+            xc, tok, present = self.embed_window(padded.to(self.device))
+            rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
+            cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=self.device)
             out = []
             for i in range(0, rows_t.numel(), self.batch_size):
                 out.append(self.forward_indices(xc, tok, present, rows_t[i:i + self.batch_size],
-                                                cols_t[i:i + self.batch_size], pre_logits))
+                                                cols_t[i:i + self.batch_size], pre_logits).cpu())
                 if progress is not None:
                     progress.update(int(out[-1].shape[0]))
             if not out:

@@ -265,3 +265,18 @@ def test_non_physical_wavelengths_are_refused(wl) -> None:
     scene = _scene()
     with pytest.raises(ValueError, match="not physical"):
         finetune(scene.cube, scene.labels, wavelengths=wl, shots=3, daft=False, **FAST)
+
+
+def test_device_is_explicit_and_refused_when_absent(monkeypatch) -> None:
+    import torch
+
+    scene = _scene()
+    ft = finetune(scene, scene.labels, shots=3, daft=_fast_daft(), device="cpu", **FAST)
+    assert ft.history["device"] == "cpu"
+    assert next(ft.model.parameters()).device.type == "cpu"
+    assert ft.predict(progress=False, device="cpu").class_map.shape == scene.labels.shape
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA"):
+        finetune(scene, scene.labels, shots=3, daft=False, device="cuda", **FAST)
+    ft = finetune(scene, scene.labels, shots=3, daft=False, **FAST)  # default: the CPU here
+    assert ft.history["device"] == "cpu"

@@ -37,7 +37,7 @@ from ..patches import gather_patches, prepare_cube
 from ..spectral import band_stats
 from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
 from .result import FineTuned, load_finetuned
-from .training import augment, fit_head, param_groups
+from .training import augment, fit_head, param_groups, resolve_device
 from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
                            propagate, propagation_seeds, select_pseudo_labels)
 
@@ -101,7 +101,7 @@ def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray
     feats = SharedPredictor(net, wavelengths, 1024).predict_padded(padded, rows, cols,
                                                                    pre_logits=True)
     with torch.inference_mode():
-        probs = net.head(feats).softmax(1).numpy()
+        probs = net.head(feats.to(next(net.parameters()).device)).softmax(1).cpu().numpy()
     grid = np.zeros(valid.shape + (probs.shape[1],), np.float32)
     grid[rows, cols] = probs
     return feats.numpy(), smooth_probabilities(grid, valid, sigma)[rows, cols]
@@ -121,6 +121,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
              pseudo_rounds: int = 1, adapt_steps: int = 0, smooth_sigma: float = 3.0,
              time_budget: float | None = None,
              checkpoint_path: str | None = None, progress: bool = True,
+             device: str | torch.device | None = None,
              model_kwargs: dict[str, Any] | None = None) -> FineTuned:
     """Fine-tune an S2Former on a few labelled pixels of a scene (DAFT by default).
 
@@ -160,6 +161,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         time_budget: Stop full fine-tuning after this many seconds (None = run all steps).
         checkpoint_path: Backbone weights to start from (a model.safetensors or folder).
         progress: Show progress bars.
+        device: Where to train and predict: ``"cuda"``, ``"cpu"``, a torch.device, or None for
+            the GPU when there is one, else the CPU. The fitted model stays there.
         model_kwargs: Extra model arguments (e.g. ``drop_path_rate``).
 
     Returns:
@@ -186,7 +189,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     if labels is not None and scene.labels is None:
         # Keep the user's full label map with the scene, so that evaluate() can use it.
         scene = replace(scene, labels=load_label_map(labels))
+    dev = resolve_device(device)
     net, weights = build_model(model, pretrained, checkpoint_path, K, **(model_kwargs or {}))
+    net = net.to(dev)
     coverage = check_coverage(net, wl)
     P = net.patch_size
 
@@ -204,7 +209,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                                    transduction=tcfg.as_dict() if use_graph else None,
                                    steps=steps, batch_size=batch_size, lr=lr,
                                    layer_decay=layer_decay, coverage=coverage,
-                                   smooth_sigma=smooth_sigma, pseudo_rounds=pseudo_rounds)
+                                   smooth_sigma=smooth_sigma, pseudo_rounds=pseudo_rounds,
+                                   device=str(dev))
 
     if adapt_steps > 0:
         history["adapt"] = _scene_adapt(net, scene, stats, adapt_steps, seed, progress)
@@ -281,6 +287,10 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             pi = torch.randint(0, pseudo_rc[0].size, (batch_size,), generator=gen)
             rows, cols = pseudo_rc[0][pi.numpy()], pseudo_rc[1][pi.numpy()]
             xp, yp = augment(gather_patches(padded, rows, cols, P), gen), pseudo_y[pi]
+        xb, yb = xb.to(dev), yb.to(dev)
+        xu = xu.to(dev) if xu is not None else None
+        if xp is not None:
+            xp, yp = xp.to(dev), yp.to(dev)
         loss, terms = daft_losses(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp,
                                   label_smoothing)
         opt.zero_grad(set_to_none=True)

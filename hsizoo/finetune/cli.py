@@ -50,7 +50,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                   pretrained=False if args.no_pretrained else None, seed=args.seed,
                   wavelengths=_wavelength_arg(args.wavelengths), sensor=args.sensor,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
-                  progress=not args.quiet)
+                  progress=not args.quiet, device=args.device)
     print(f"fine-tuned from {ft.history.get('weights')} ({ft.history.get('model')}), "
           f"{ft.history.get('num_train')} labelled pixels, {ft.history.get('steps_done')} steps")
     result = ft.predict(progress=not args.quiet)
@@ -74,6 +74,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     _check_outputs([args.out, args.quicklook, args.confidence], args.overwrite)
     ft = load_finetuned(args.model)
+    if args.device is not None:
+        from .training import resolve_device
+
+        ft.model.to(resolve_device(args.device))
     wl = _wavelength_arg(args.wavelengths)
     if args.quicklook:
         res = ft.predict(as_scene(args.scene, wl, args.sensor), progress=not args.quiet)
@@ -114,6 +118,7 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--device", help="cuda or cpu (default: the GPU when there is one)")
 
 
 def _add_predict_args(p: argparse.ArgumentParser) -> None:
@@ -127,6 +132,7 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--device", help="cuda or cpu (default: the GPU when there is one)")
 
 
 def register_cli(subparsers: Any) -> None:

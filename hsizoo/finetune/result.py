@@ -51,7 +51,8 @@ class FineTuned:
     def predict(self, scene: Any = None, *, out_path: str | Path | None = None,
                 confidence_path: str | Path | None = None, overwrite: bool = False,
                 window_size: int = 256, batch_size: int = 1024, progress: bool = True,
-                wavelengths: Sequence[float] | None = None, sensor: str | None = None) -> Any:
+                wavelengths: Sequence[float] | None = None, sensor: str | None = None,
+                device: Any = None) -> Any:
         """Classify a whole scene (the training scene by default).
 
         Args:
@@ -65,13 +66,18 @@ class FineTuned:
             progress: Show a progress bar.
             wavelengths: Band centres for an array or a file without them.
             sensor: Sensor preset for an array or a file without wavelengths.
+            device: Move the model there first (``"cuda"``, ``"cpu"``); None keeps it where it
+                is (where it was trained, or the CPU after :func:`load_finetuned`).
 
         Returns:
             A :class:`~hsizoo.inference.ClassMap` (``.class_map``, ``.probabilities``,
             ``.save(path)``, ``.save_quicklook(path)``, ``.evaluate(labels)``).
         """
         from ..inference import predict_scene
+        from .training import resolve_device
 
+        if device is not None:
+            self.model.to(resolve_device(device))
         if scene is None:
             if self.scene is None:
                 raise ValueError("No scene to predict: pass one (this model was loaded from a "
