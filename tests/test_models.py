@@ -126,3 +126,27 @@ def test_save_pretrained_round_trip_gives_identical_outputs(name: str, tmp_path)
     assert type(loaded) is type(model) and loaded.model_args == model.model_args
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x, wl), model(x, wl), rtol=0, atol=0)
+
+
+def test_timm_layer_decay_and_grad_checkpointing() -> None:
+    """group_matcher feeds timm's layer-wise decay; checkpointing keeps the gradients."""
+    import torch
+    from timm.optim import create_optimizer_v2
+
+    import hsizoo
+
+    m = hsizoo.create_model("s2former_test", num_classes=3, sensor="aviris_indian_pines")
+    opt = create_optimizer_v2(m, "adamw", lr=1e-3, layer_decay=0.5)
+    scales = sorted({round(g["lr_scale"], 4) for g in opt.param_groups})
+    # stem, one group per block, then the norms and head at full rate.
+    assert scales == [0.25, 0.5, 1.0]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(m.parameters()))
+    x = torch.randn(3, 200, m.patch_size, m.patch_size)
+    grads = []
+    for enable in (False, True):
+        m.zero_grad()
+        m.set_grad_checkpointing(enable)
+        m(x).sum().backward()
+        grads.append([p.grad.clone() for p in m.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))

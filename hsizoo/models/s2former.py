@@ -26,6 +26,7 @@ import math
 from typing import Any, Sequence
 
 import torch
+import torch.utils.checkpoint
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
@@ -278,7 +279,12 @@ class S2Former(SpectralModelMixin, nn.Module):
         """Run the dual blocks on embedded tokens (used by the shared-computation predictor)."""
         keep = group_present.view(1, -1).expand(se.shape[0], -1)
         for blk in self.blocks:
-            sp, se = blk(sp, se, keep)
+            if getattr(self, "grad_checkpointing", False) and torch.is_grad_enabled():
+                # Recompute the block's activations in the backward pass: memory for compute.
+                sp, se = torch.utils.checkpoint.checkpoint(blk, sp, se, keep,
+                                                           use_reentrant=False)
+            else:
+                sp, se = blk(sp, se, keep)
         return self.norm_sp(sp), self.norm_se(se), group_present
 
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
@@ -312,6 +318,20 @@ class S2Former(SpectralModelMixin, nn.Module):
     @torch.jit.ignore
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed", "mask_token_sp", "mask_token_se"}
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's parameter grouping (layer-wise learning-rate decay in
+        ``timm.optim.create_optimizer_v2(layer_decay=)``): embeddings, then one group per block;
+        the final norms and the head come last."""
+        return {"stem": r"^(?:pixel_embed|presence_embed|group_embed|pos_embed|wl_embed|"
+                        r"mask_token_sp|mask_token_se)",
+                "blocks": [(r"^blocks\.(\d+)", None), (r"^norm_(?:sp|se)", (99999,))]}
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass instead of storing its activations."""
+        self.grad_checkpointing = bool(enable)
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: S2Former
