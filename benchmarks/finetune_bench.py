@@ -267,9 +267,10 @@ def _ms(vals: list[float], scale: float = 100.0, nd: int = 1) -> str:
 
 def markdown(acc: list[dict], spd: dict | None, mem: dict | None, args: argparse.Namespace,
              env: dict) -> str:
-    lines = [f"Few-shot DAFT on the real Indian Pines (`{args.model}`, {args.steps} steps; "
-             f"torch {env['torch']}, {env['cpu']}, {env['torch_threads']} threads; "
-             "`python benchmarks/finetune_bench.py`).", ""]
+    lines = [f"Few-shot fine-tuning, `hsizoo.finetune` (recipe {RECIPE}, `{args.model}`, "
+             f"{args.steps} steps; torch {env['torch']}, {env['cpu']}, "
+             f"{env['torch_threads']} threads; `python benchmarks/finetune_bench.py`). Accuracy "
+             "over seeds and methods: the harness below.", ""]
     if acc:
         w = acc[0].get("weights")
         lines += [f"Weights: `{w}`. Mean ± standard deviation over seeds; test = every labelled "
