@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -41,7 +40,6 @@ def _write_inputs(folder: Path) -> np.ndarray:
     return labels
 
 
-@pytest.mark.slow  # the verbatim quick start trains the default 200 steps: about a minute
 def test_readme_quick_start_runs_verbatim(tmp_path, monkeypatch, capsys) -> None:
     import rasterio
 
