@@ -280,3 +280,32 @@ def test_device_is_explicit_and_refused_when_absent(monkeypatch) -> None:
         finetune(scene, scene.labels, shots=3, daft=False, device="cuda", **FAST)
     ft = finetune(scene, scene.labels, shots=3, daft=False, **FAST)  # default: the CPU here
     assert ft.history["device"] == "cpu"
+
+
+def test_label_raster_on_another_grid_is_refused(tmp_path) -> None:
+    import rasterio
+    from affine import Affine
+
+    from hsizoo.io import read_scene
+
+    scene = _scene()
+    _write_scene_tif(tmp_path / "scene.tif", scene)
+    sc = read_scene(tmp_path / "scene.tif")
+    for name, tr in (("same.tif", Affine(30, 0, 600000, 0, -30, 4000000)),
+                     ("shifted.tif", Affine(30, 0, 601000, 0, -30, 4000000))):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", height=scene.height,
+                           width=scene.width, count=1, dtype="uint8", crs="EPSG:32616",
+                           transform=tr) as ds:
+            ds.write(scene.labels.astype(np.uint8), 1)
+    lab, _, _ = prepare_labels(str(tmp_path / "same.tif"), sc, 3, 0)
+    assert (lab > 0).sum() == 9
+    with pytest.raises(ValueError, match="another grid"):
+        prepare_labels(str(tmp_path / "shifted.tif"), sc, 3, 0)
+
+
+def test_class_ids_beyond_uint16_are_refused_before_training() -> None:
+    scene = _scene()
+    lab = scene.labels.copy()
+    lab[lab == 3] = 1_000_000
+    with pytest.raises(ValueError, match="at most 65535"):
+        prepare_labels(lab, Scene(cube=scene.cube, wavelengths=scene.wavelengths), 3, 0)

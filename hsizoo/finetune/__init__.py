@@ -188,7 +188,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
     if labels is not None and scene.labels is None:
         # Keep the user's full label map with the scene, so that evaluate() can use it.
-        scene = replace(scene, labels=load_label_map(labels))
+        scene = replace(scene, labels=load_label_map(labels, scene))
     dev = resolve_device(device)
     net, weights = build_model(model, pretrained, checkpoint_path, K, **(model_kwargs or {}))
     net = net.to(dev)

@@ -32,11 +32,34 @@ def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: st
     return Scene(cube=cube.astype(np.float32, copy=False), wavelengths=wl, sensor=sensor)
 
 
-def load_label_map(labels: Any) -> np.ndarray:
-    """An (H, W) label map from an array or a file holding one (GeoTIFF, .mat, .npy, .npz)."""
+#: Largest class id: class maps are written as uint16 GeoTIFFs.
+MAX_CLASS_ID = 65535
+
+
+def load_label_map(labels: Any, scene: Any = None) -> np.ndarray:
+    """An (H, W) label map from an array or a file holding one (GeoTIFF, .mat, .npy, .npz).
+
+    A georeferenced label raster must lie on the scene's grid when the scene has one (same CRS
+    and transform): the same shape on another grid labels the wrong pixels.
+    """
     from ..io import read_labels
 
-    return read_labels(labels) if isinstance(labels, (str, Path)) else np.asarray(labels)
+    if not isinstance(labels, (str, Path)):
+        return np.asarray(labels)
+    lab = read_labels(labels)
+    if scene is not None and getattr(scene, "crs", None) is not None \
+            and Path(labels).suffix.lower() not in (".mat", ".npy", ".npz"):
+        import rasterio
+
+        with rasterio.open(Path(labels).expanduser()) as ds:
+            crs, transform = ds.crs, ds.transform
+        if crs is not None and (crs != scene.crs or not transform.almost_equals(scene.transform)):
+            raise ValueError(
+                f"The label raster {labels} is on another grid than the scene (CRS {crs} vs "
+                f"{scene.crs}; transform {tuple(transform)[:6]} vs "
+                f"{tuple(scene.transform)[:6]}): its pixels are not the scene's. Reproject or "
+                "rasterise the labels onto the scene's grid first.")
+    return lab
 
 
 def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
@@ -70,7 +93,7 @@ def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
         if labels is None:
             raise ValueError("No labels: pass labels= an (H, W) label map (0 = unlabelled, 1..K) "
                              "or a scene that carries .labels.")
-    lab = load_label_map(labels)
+    lab = load_label_map(labels, scene)
     if lab.shape != scene.cube.shape[:2]:
         raise ValueError(f"The label map has shape {lab.shape} but the scene is "
                          f"{scene.cube.shape[:2]} pixels: labels must cover exactly the scene's "
@@ -81,6 +104,9 @@ def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
                                      and np.all(lab == np.round(lab)))):
         raise ValueError(f"Labels must be integer class ids (0 = unlabelled, 1..K); got {lab.dtype}.")
     lab = lab.astype(np.int64)
+    if lab.max(initial=0) > MAX_CLASS_ID:
+        raise ValueError(f"Class ids must be at most {MAX_CLASS_ID} (class maps are uint16); "
+                         f"found {lab.max()}. Renumber the classes 1..K.")
     if lab.min(initial=0) < 0:
         raise ValueError(f"Labels must be >= 0 (0 = unlabelled); found {lab.min()}.")
     on_invalid = (lab > 0) & ~scene.valid
