@@ -344,20 +344,13 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
 
 def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any
                        ) -> tuple[Predictor, dict]:
-    from ..finetune.transduction import (TransductionConfig, graph_features, knn_graph,
-                                         propagate, propagation_seeds)
+    from ..finetune.transduction import TransductionConfig, propagate_from_shots
 
     cfg = TransductionConfig()
-    x = standardised(scene, seed)
-    valid = scene.valid
     K = int(max(int(train.max()), len(scene.class_names or [])))
-    graph = knn_graph(graph_features(x, valid, cfg), cfg.neighbours)
-    lab = train[valid]
-    shots = np.flatnonzero(lab > 0)
-    probs = propagate(graph, propagation_seeds(shots, lab[shots] - 1, int(valid.sum()), K),
-                      cfg.alpha, cfg.iterations)
-    class_map = np.zeros(valid.shape, np.int64)
-    class_map[valid] = probs.argmax(1) + 1
+    _, probs = propagate_from_shots(standardised(scene, seed), scene.valid, train, K, cfg)
+    class_map = np.zeros(scene.valid.shape, np.int64)
+    class_map[scene.valid] = probs.argmax(1) + 1
 
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return class_map[rows, cols]

@@ -395,17 +395,18 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
                       transduction=transduction, steps=opts.steps,
                       time_budget=opts.train_budget, progress=False, **kwargs)
     net = ft.model.eval()
-    wl = np.asarray(scene.wavelengths, dtype=np.float64)
-    padded = prepare_cube(ft.stats.apply(scene.cube), scene.valid, net.patch_size)
-    predictor = SharedPredictor(net, wl, opts.predict_batch)
-
     sigma = float(getattr(ft, "smooth_sigma", 0.0))
-    cache: dict[str, np.ndarray] = {}
+    cache: dict[str, Any] = {}
 
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         # Shared per-pixel computation, exactly what FineTuned.predict does window by window.
         if sigma <= 0 and ft.refiner is None:
-            logits = predictor.predict_padded(padded, rows, cols)
+            if "padded" not in cache:  # built on first use: the other path does not need it
+                cache["padded"] = prepare_cube(ft.stats.apply(scene.cube), scene.valid,
+                                               net.patch_size)
+                cache["predictor"] = SharedPredictor(
+                    net, np.asarray(scene.wavelengths, dtype=np.float64), opts.predict_batch)
+            logits = cache["predictor"].predict_padded(cache["padded"], rows, cols)
             return logits.argmax(1).numpy().astype(np.int64) + 1
         # With spatial regularisation (finetune's default) a pixel's class depends on its
         # neighbours' probabilities: classify every valid pixel once, smooth, then look up.

@@ -39,7 +39,8 @@ from .inputs import as_scene, build_model, check_coverage, load_label_map, prepa
 from .result import FineTuned, load_finetuned
 from .training import augment, fit_head, param_groups, resolve_device
 from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
-                           propagate, propagation_seeds, select_pseudo_labels)
+                           propagate, propagate_from_shots, propagation_seeds,
+                           select_pseudo_labels)
 
 __all__ = ["FineTuned", "TransductionConfig", "finetune", "load_finetuned", "prepare_labels",
            "register_cli"]
@@ -61,14 +62,11 @@ class _SceneGraph:
                  cfg: TransductionConfig) -> None:
         self.cfg, self.valid, self.K = cfg, valid, K
         self.std_cube = std_cube
-        self.rows, self.cols = np.nonzero(valid)
-        lab = train[self.rows, self.cols]
+        lab = train[valid]
         self.shot_index = np.flatnonzero(lab > 0)
         self.shot_class = lab[self.shot_index] - 1
-        self.is_shot = lab > 0
         # The graph of spectra and position: first propagation and final refinement.
-        self.graph = knn_graph(graph_features(std_cube, valid, cfg), cfg.neighbours)
-        self.probs = self._propagate(self.graph, None)
+        self.graph, self.probs = propagate_from_shots(std_cube, valid, train, K, cfg)
 
     def _propagate(self, graph: Any, prior: np.ndarray | None) -> np.ndarray:
         cfg = self.cfg
@@ -185,10 +183,13 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
 
     scene = as_scene(scene_or_cube, wavelengths, sensor)
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
+    if labels is not None:
+        # Read (and check) a label file once; keep the user's full map with the scene, so that
+        # evaluate() can use it.
+        labels = load_label_map(labels, scene)
+        if scene.labels is None:
+            scene = replace(scene, labels=labels)
     train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
-    if labels is not None and scene.labels is None:
-        # Keep the user's full label map with the scene, so that evaluate() can use it.
-        scene = replace(scene, labels=load_label_map(labels, scene))
     dev = resolve_device(device)
     net, weights = build_model(model, pretrained, checkpoint_path, K, **(model_kwargs or {}))
     net = net.to(dev)
@@ -225,12 +226,13 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     pseudo_rc: tuple[np.ndarray, np.ndarray] | None = None
     pseudo_y: torch.Tensor | None = None
 
+    vr, vc = np.nonzero(scene.valid)  # graph nodes and teacher outputs are in this order
+    is_shot = train[vr, vc] > 0
+
     def set_pseudo(probs: np.ndarray) -> None:
         nonlocal pseudo_rc, pseudo_y
-        exclude = sg.is_shot if sg is not None else (train[scene.valid] > 0)
-        idx, cls = select_pseudo_labels(probs, exclude, tcfg.pseudo_fraction,
+        idx, cls = select_pseudo_labels(probs, is_shot, tcfg.pseudo_fraction,
                                         tcfg.pseudo_max_per_class)
-        vr, vc = np.nonzero(scene.valid)
         pseudo_rc = (vr[idx], vc[idx])
         pseudo_y = torch.as_tensor(cls, dtype=torch.long)
         history.setdefault("pseudo_counts", []).append(int(cls.size))

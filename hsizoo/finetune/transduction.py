@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["GraphRefiner", "TransductionConfig", "fuse", "graph_features", "knn_graph", "propagate",
-           "propagation_seeds", "refine", "select_pseudo_labels"]
+           "propagate_from_shots", "propagation_seeds", "refine", "select_pseudo_labels"]
 
 
 @dataclass
@@ -233,6 +233,29 @@ def propagate(graph: Any, seeds: np.ndarray, alpha: float = 0.99, iterations: in
     if empty.any():
         f[empty] = 1.0 / f.shape[1]
     return f
+
+
+def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
+                         num_classes: int, cfg: TransductionConfig) -> tuple[Any, np.ndarray]:
+    """The graph of spectra and position, and label propagation over it from the shots alone
+    (the first stage of transductive DAFT, and the ``label_propagation`` baseline).
+
+    Args:
+        cube: (H, W, B) standardised cube.
+        valid: (H, W) bool.
+        train: (H, W) shots, 1..K (0 elsewhere).
+        num_classes: K.
+        cfg: Settings.
+
+    Returns:
+        (the normalised graph over the valid pixels, (N_valid, K) probabilities), nodes in
+        ``np.nonzero(valid)`` order.
+    """
+    graph = knn_graph(graph_features(cube, valid, cfg), cfg.neighbours)
+    lab = train[valid]
+    shots = np.flatnonzero(lab > 0)
+    seeds = propagation_seeds(shots, lab[shots] - 1, graph.shape[0], num_classes)
+    return graph, propagate(graph, seeds, cfg.alpha, cfg.iterations)
 
 
 def select_pseudo_labels(probs: np.ndarray, exclude: np.ndarray, fraction: float,
