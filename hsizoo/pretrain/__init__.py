@@ -1,0 +1,96 @@
+"""Self-supervised pretraining of S2Former: masked reconstruction with the frequency-domain constraint.
+
+DESIGN.md items 2, 3 and 5. A P x P patch around a random valid pixel of one of the training
+scenes (any sensors: every scene is resampled onto the canonical wavelength grid) is encoded with
+
+* a large random fraction of its spatial (pixel) tokens replaced by the mask token, and
+* some of its *present* spectral groups masked: their tokens are replaced by the mask token and
+  their values are hidden from the spatial branch too (set to 0, the standardised mean), so they
+  cannot be copied across branches;
+
+and a light decoder reconstructs the masked pixels' canonical spectra and the masked groups'
+values over the c x c centre. The loss is the pixel-domain MSE on covered grid points of valid
+pixels, plus ``fdc_weight`` times the frequency-domain constraint of :mod:`hsizoo.losses`
+(rFFT of the reconstructed spectra, rfft2 of the reconstructed patch).
+
+Operations (DESIGN.md, "Scale beyond one machine"):
+
+* AdamW, linear warm-up then cosine decay, gradient clipping; a tqdm bar with loss and samples/s;
+  ``<run_dir>/log.jsonl`` with one JSON object per logged step (:func:`plot_loss_curve`).
+* Checkpoints without pickles: ``ckpt-<step>.safetensors`` (model, optimiser tensors, torch RNG
+  state) and the manifest ``checkpoint.json`` (step, config, optimiser scalars, wall time,
+  sha256 of the tensors file), each written to a temporary file in the run directory and renamed
+  (the manifest last, so it always points to a complete tensors file). ``resume=True`` continues
+  with the same optimiser, schedule, step and sampling; SIGINT/SIGTERM finish the current step,
+  write a checkpoint and return; a non-finite loss raises :class:`NonFiniteLossError` before any
+  update or checkpoint.
+* Sampling is counter-based: the patches and masks of step ``s`` are drawn from
+  ``numpy.random.default_rng([seed, s])`` for the *global* batch, and rank ``r`` of ``W`` takes
+  its share, rows ``r * batch_size`` to ``(r + 1) * batch_size``. A resumed run therefore draws
+  exactly what the uninterrupted run would have, and W processes draw the same global batch as
+  one process with W times the batch.
+* Under torchrun (``WORLD_SIZE`` > 1): DistributedDataParallel, gloo on CPUs and NCCL on GPUs;
+  only rank 0 writes logs and checkpoints (the run directory must be shared for resume).
+
+Modules, one job each: :mod:`.config` (the recipe and schedule), :mod:`.data` (scene specs and
+sampling), :mod:`.objective` (the masked-reconstruction model and loss), :mod:`.checkpoints`
+(checkpoints, log, loss curve), :mod:`.distributed` (torchrun setup), :mod:`.loop`
+(:func:`pretrain`), :mod:`.adapt` (:func:`adapt_to_scene`), :mod:`.export`
+(:func:`export_pretrained`) and :mod:`.cli` (``hsizoo pretrain``).
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from . import objective as _objective
+from .adapt import adapt_to_scene
+from .checkpoints import (LOG_NAME, MANIFEST, load_checkpoint, plot_loss_curve, read_log,
+                          save_checkpoint)
+from .cli import PRETRAIN_COMMAND, PRETRAIN_HELP, main, register_cli
+from .config import NonFiniteLossError, PretrainConfig, lr_at
+from .data import PretrainData, SubBatch, load_scene_spec
+from .export import export_pretrained
+from .loop import PretrainResult, pretrain
+from .objective import MaskedS2Former
+
+# The encoder-and-decoders builder, which tests and benchmarks reach through the package as
+# they did through the single module it replaces.
+_build = _objective._build
+
+__all__ = [
+    "PretrainConfig",
+    "PretrainResult",
+    "MaskedS2Former",
+    "PretrainData",
+    "NonFiniteLossError",
+    "pretrain",
+    "adapt_to_scene",
+    "load_scene_spec",
+    "load_checkpoint",
+    "export_pretrained",
+    "plot_loss_curve",
+    "read_log",
+    "register_cli",
+    "main",
+    # Also public in the single module this package replaces.
+    "SubBatch",
+    "lr_at",
+    "save_checkpoint",
+    "MANIFEST",
+    "LOG_NAME",
+    "PRETRAIN_COMMAND",
+    "PRETRAIN_HELP",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """``hsizoo.pretrain`` is both this package and its main function: whichever of the two the
+    package attribute holds (it depends on import order), calling it pretrains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> PretrainResult:
+        return pretrain(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,112 @@
+"""Command line of pretraining: ``hsizoo pretrain ...`` and ``python -m hsizoo.pretrain ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import fields
+from typing import Any, Sequence
+
+from .checkpoints import plot_loss_curve
+from .config import NonFiniteLossError, PretrainConfig
+from .export import export_pretrained
+from .loop import pretrain
+
+# The subcommand's description: the first line of the package docstring.
+_DESCRIPTION = ("Self-supervised pretraining of S2Former: masked reconstruction with the "
+                "frequency-domain constraint.")
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    d = PretrainConfig()
+    p.add_argument("scenes", nargs="*", help="scene specs: indian_pines, "
+                   "simulated:<sensor>:<layout|HxW>:<seed>, or scene files")
+    p.add_argument("--run-dir", default="runs/pretrain", help="folder for log, checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--model", default=None, help=f"S2Former variant (default {d.model})")
+    for name, typ in (("steps", int), ("batch-size", int), ("lr", float), ("min-lr", float),
+                      ("weight-decay", float), ("warmup-steps", int), ("grad-clip", float),
+                      ("mask-ratio", float), ("spectral-mask-ratio", float),
+                      ("fdc-weight", float), ("fdc-hf-gain", float),
+                      ("spectral-loss-weight", float), ("decoder-dim", int),
+                      ("decoder-depth", int), ("seed", int)):
+        default = getattr(d, name.replace("-", "_"))
+        p.add_argument(f"--{name}", type=typ, default=None, help=f"default {default}")
+    p.add_argument("--scene-weighting", choices=("equal", "pixels"), default=None)
+    p.add_argument("--max-time", type=float, default=None, help="stop after SECONDS (checkpointed)")
+    p.add_argument("--until-step", type=int, default=None, help="stop at this step (checkpointed)")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=1)
+    p.add_argument("--device", default=None)
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--export", default=None, metavar="FOLDER",
+                   help="after training, publish the encoder as a Hub-ready folder")
+    p.add_argument("--tag", default=None, help="pretrained tag for --export")
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    recipe = {}
+    for f in fields(PretrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None and f.name != "scenes":
+            recipe[f.name] = v
+    try:
+        res = pretrain(args.scenes or None, args.run_dir, resume=args.resume,
+                       max_time=args.max_time, until_step=args.until_step,
+                       checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                       progress=not args.no_progress, device=args.device,
+                       data_root=args.data_root, **recipe)
+    except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
+        print(f"hsizoo pretrain: error: {e}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        plot_loss_curve(res.run_dir)
+        print(json.dumps(dict(run_dir=str(res.run_dir), step=res.step, final_loss=res.final_loss,
+                              wall_time_s=round(res.wall_time_s, 1), interrupted=res.interrupted)))
+        if args.export:
+            if res.interrupted and res.step < res.config.steps and args.until_step is None \
+                    and args.max_time is None:
+                print("hsizoo pretrain: not exporting an interrupted run", file=sys.stderr)
+                return 1
+            export_pretrained(res.run_dir, args.export, tag=args.tag, overwrite=True)
+    return 0
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``pretrain`` subcommand to an argparse subparsers object.
+
+    Args:
+        subparsers: The result of ``parser.add_subparsers()``.
+
+    Returns:
+        The subparser (its handler is ``args.func(args) -> exit code``).
+    """
+    p = subparsers.add_parser(
+        "pretrain", help="self-supervised masked-reconstruction pretraining (torchrun-ready)",
+        description=_DESCRIPTION)
+    _add_args(p)
+    p.set_defaults(func=_run_cli, handler=_run_cli)
+    return p
+
+
+PRETRAIN_HELP = "self-supervised masked-reconstruction pretraining (torchrun-ready)"
+
+
+def _command() -> Any:
+    from ..cli import Command
+
+    return Command(PRETRAIN_HELP, _add_args, _run_cli)
+
+
+PRETRAIN_COMMAND = _command()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hsizoo.pretrain ...`` (the same as ``hsizoo pretrain ...``)."""
+    parser = argparse.ArgumentParser(prog="hsizoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(sub)
+    args = parser.parse_args(["pretrain", *(sys.argv[1:] if argv is None else argv)])
+    return args.func(args)

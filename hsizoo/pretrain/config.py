@@ -1,0 +1,98 @@
+"""The recipe of a pretraining run and its learning-rate schedule.
+
+:class:`PretrainConfig` is stored in every checkpoint and a resume must match it; :func:`lr_at`
+is the warm-up then cosine schedule; :class:`NonFiniteLossError` stops a diverging run.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; no update or checkpoint was written for it."""
+
+
+@dataclass
+class PretrainConfig:
+    """The recipe of a pretraining run (stored in every checkpoint; a resume must match it).
+
+    Attributes:
+        model: Registered S2Former variant (``hsizoo.list_models("s2former*")``).
+        model_kwargs: Extra constructor arguments of the encoder.
+        scenes: Scene specs (see :func:`load_scene_spec`) or descriptions of Scene objects.
+        steps: Length of the schedule in optimiser steps.
+        batch_size: Patches per process per step (global batch = batch_size x world size).
+        lr: Peak learning rate (AdamW).
+        min_lr: Learning rate at the end of the cosine decay.
+        weight_decay: AdamW weight decay (not applied to biases, norms, positions, mask tokens).
+        warmup_steps: Linear warm-up steps; default 5 % of ``steps``.
+        betas: AdamW betas.
+        grad_clip: Max gradient norm; 0 disables clipping.
+        mask_ratio: Fraction of the P*P spatial tokens masked in every patch.
+        spectral_mask_ratio: Fraction of the present spectral groups masked (at least one,
+            never all).
+        fdc_weight: Weight of the frequency-domain constraint; 0 turns it off.
+        fdc_hf_gain: High-frequency emphasis of the FDC (see :mod:`hsizoo.losses`).
+        spectral_loss_weight: Weight of the masked-group reconstruction loss.
+        decoder_dim: Width of the decoders; default the encoder's.
+        decoder_depth: Transformer layers per decoder.
+        scene_weighting: "equal" (each scene as likely) or "pixels" (by valid pixel count).
+        seed: Seed of initialisation, sampling and masking.
+    """
+
+    model: str = "s2former_small"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    scenes: list[str] = field(default_factory=list)
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_steps: int | None = None
+    betas: tuple[float, float] = (0.9, 0.95)
+    grad_clip: float = 1.0
+    mask_ratio: float = 0.7
+    spectral_mask_ratio: float = 0.4
+    fdc_weight: float = 0.5
+    fdc_hf_gain: float = 1.0
+    spectral_loss_weight: float = 1.0
+    decoder_dim: int | None = None
+    decoder_depth: int = 1
+    scene_weighting: str = "equal"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        if self.warmup_steps is None:
+            self.warmup_steps = max(1, int(round(0.05 * self.steps)))
+        checks = [
+            (self.steps >= 1, f"steps must be >= 1; got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1; got {self.batch_size}"),
+            (0.0 < self.mask_ratio < 1.0, f"mask_ratio must be in (0, 1); got {self.mask_ratio}"),
+            (0.0 <= self.spectral_mask_ratio < 1.0,
+             f"spectral_mask_ratio must be in [0, 1); got {self.spectral_mask_ratio}"),
+            (self.fdc_weight >= 0, f"fdc_weight must be >= 0 (0 turns FDC off); got {self.fdc_weight}"),
+            (self.lr > 0 and self.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
+            (self.scene_weighting in ("equal", "pixels"),
+             f"scene_weighting must be 'equal' or 'pixels'; got {self.scene_weighting!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(msg + ".")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+def lr_at(step: int, cfg: PretrainConfig) -> float:
+    """Learning rate of the optimiser step with 0-based index ``step``: warm-up, then cosine."""
+    warm = int(cfg.warmup_steps or 0)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    t = min(max(t, 0.0), 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * t))

@@ -1,0 +1,217 @@
+"""Pretraining data: scene specs, and counter-based sampling of patches and masks.
+
+Scenes of any sensor are standardised, padded and resampled onto the encoder's canonical grid
+once (:class:`PretrainData`); the patches and masks of step ``s`` are drawn from
+``numpy.random.default_rng([seed, s])`` for the *global* batch and rank ``r`` of ``W`` takes
+rows ``r * batch_size`` to ``(r + 1) * batch_size``, so a resumed run draws exactly what the
+uninterrupted run would have, and W processes what one process with W times the batch draws.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def _data_root(root: str | os.PathLike[str] | None) -> Path:
+    if root is not None:
+        return Path(root)
+    from ..simulate import data_dir
+
+    return data_dir()
+
+
+def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) -> Any:
+    """Turn a scene spec into a :class:`~hsizoo.io.scene.Scene`.
+
+    Specs:
+        * ``"indian_pines"`` (or any name of :func:`hsizoo.datasets.list_datasets`): the real
+          scene from ``data_root`` (default ``$HSIZOO_DATA_DIR`` or ``../shared/data/hsi``).
+          Its labels are loaded but pretraining never uses them.
+        * ``"simulated:<sensor>:<layout>:<seed>"``: :func:`hsizoo.simulate.simulate_scene` with
+          a sensor preset, a layout that is either a real label map name (``pavia_university``,
+          ``salinas``, ``ksc``, ``indian_pines``) or a generated one ``HxW`` / ``HxWxK``
+          (K classes, default 8), and a seed.
+        * a path to a GeoTIFF / ENVI / .mat file: :func:`hsizoo.io.read_scene`.
+
+    Args:
+        spec: The spec.
+        data_root: Folder of the benchmark data.
+
+    Returns:
+        The Scene.
+
+    Raises:
+        ValueError: a spec that is none of the above.
+    """
+    spec = str(spec).strip()
+    if spec.startswith("simulated:"):
+        from ..simulate import simulate_scene
+
+        parts = spec.split(":")
+        if len(parts) != 4:
+            raise ValueError(f"Bad scene spec {spec!r}: use simulated:<sensor>:<layout>:<seed>, "
+                             "e.g. simulated:enmap:128x128:3 or simulated:rosis:salinas:1.")
+        _, sensor, layout, seed = parts
+        dims = layout.lower().split("x")
+        num_classes = 8
+        lay: Any = layout
+        if all(d.isdigit() for d in dims) and len(dims) in (2, 3):
+            lay = (int(dims[0]), int(dims[1]))
+            num_classes = int(dims[2]) if len(dims) == 3 else 8
+        if data_root is not None:
+            os.environ.setdefault("HSIZOO_DATA_DIR", str(data_root))
+        return simulate_scene(lay, sensor=sensor, seed=int(seed), num_classes=num_classes)
+    from ..datasets import list_datasets
+
+    if spec.lower() in list_datasets():
+        from ..datasets import load_dataset
+
+        return load_dataset(spec.lower(), root=_data_root(data_root), progress=False)
+    if Path(spec).exists():
+        from ..io import read_scene
+
+        return read_scene(spec)
+    raise ValueError(f"Unknown scene {spec!r}: give a dataset name ({', '.join(list_datasets())}),"
+                     " simulated:<sensor>:<layout>:<seed>, or the path of a scene file.")
+
+
+def _describe_scene(scene: Any) -> str:
+    name = scene.meta.get("dataset") if isinstance(scene.meta, dict) else None
+    name = name or scene.path or scene.sensor or "scene"
+    h, w, b = scene.cube.shape
+    return f"<Scene {name} {h}x{w}x{b}>"
+
+
+@dataclass
+class SubBatch:
+    """Patches of one step that share one set of covered grid points (one sensor).
+
+    Attributes:
+        xc: (b, G, P, P) canonical standardised patches (missing points 0).
+        valid: (b, P, P) float, 1 where the patch pixel is a valid scene pixel.
+        present: (G,) bool, covered grid points.
+        spatial_mask: (b, P*P) bool, masked pixel tokens.
+        spectral_mask: (b, num_groups) bool, masked spectral groups.
+    """
+
+    xc: torch.Tensor
+    valid: torch.Tensor
+    present: torch.Tensor
+    spatial_mask: torch.Tensor
+    spectral_mask: torch.Tensor
+
+
+class PretrainData:
+    """Scenes on the canonical grid, ready for counter-based patch and mask sampling.
+
+    Each scene is standardised with its own :func:`hsizoo.spectral.band_stats`, padded with
+    :func:`hsizoo.patches.prepare_cube` and resampled onto the encoder's canonical grid once.
+
+    Args:
+        scenes: Scene objects.
+        encoder: The S2Former whose grid, patch size and groups define the samples.
+        scene_weighting: "equal" or "pixels".
+        device: Where the cubes live.
+        stats: Per-scene :class:`~hsizoo.spectral.BandStats` to standardise with instead of
+            each scene's own (e.g. the statistics a fine-tuned model was trained with).
+    """
+
+    def __init__(self, scenes: Sequence[Any], encoder: nn.Module, scene_weighting: str = "equal",
+                 device: torch.device | str = "cpu", stats: Sequence[Any] | None = None) -> None:
+        from ..patches import prepare_cube
+        from ..spectral import band_stats, canonical_resampler
+
+        if not scenes:
+            raise ValueError("No scenes to pretrain on: pass at least one Scene or scene spec.")
+        self.P = int(encoder.patch_size)
+        self.num_groups = int(encoder.num_groups)
+        self.group_size = int(encoder.group_size)
+        self.cubes: list[torch.Tensor] = []
+        self.valids: list[torch.Tensor] = []
+        self.centres: list[np.ndarray] = []
+        self.present: list[torch.Tensor] = []
+        self.group_present: list[np.ndarray] = []
+        self.widths: list[int] = []
+        keys: dict[bytes, int] = {}
+        self.key_of: list[int] = []
+        if stats is not None and len(stats) != len(scenes):
+            raise ValueError(f"Got {len(stats)} band statistics for {len(scenes)} scenes; give "
+                             "one per scene, or None to compute them.")
+        for i, scene in enumerate(scenes):
+            valid = np.asarray(scene.valid, dtype=bool)
+            if not valid.any():
+                raise ValueError(f"{_describe_scene(scene)} has no valid pixel to sample.")
+            st = stats[i] if stats is not None else band_stats(scene.cube, valid)
+            std = st.apply(scene.cube)
+            res = canonical_resampler(scene.wavelengths, encoder.grid)
+            padded = prepare_cube(std, valid, self.P)  # (B, H+2r, W+2r)
+            w = torch.as_tensor(res.weights)
+            self.cubes.append(torch.einsum("gb,bhw->ghw", w, padded).contiguous().to(device))
+            vpad = prepare_cube(valid[..., None].astype(np.float32), None, self.P)
+            self.valids.append(vpad.to(device))
+            self.centres.append(np.flatnonzero(valid.reshape(-1)))
+            self.widths.append(valid.shape[1])
+            pres = torch.as_tensor(res.present)
+            self.present.append(pres.to(device))
+            self.group_present.append(encoder.group_presence(pres).numpy())
+            self.key_of.append(keys.setdefault(res.present.tobytes(), len(keys)))
+        n = np.array([c.size for c in self.centres], dtype=np.float64)
+        self.weights = (np.full(len(n), 1.0 / len(n)) if scene_weighting == "equal" else n / n.sum())
+
+    def sample(self, step: int, seed: int, batch_size: int, mask_ratio: float,
+               spectral_mask_ratio: float, rank: int = 0, world_size: int = 1
+               ) -> list[SubBatch]:
+        """This rank's share of the global batch of step ``step`` (see module docstring)."""
+        from ..patches import gather_patches
+
+        P, N = self.P, self.P * self.P
+        total = batch_size * world_size
+        rng = np.random.default_rng([int(seed), int(step)])
+        scene_idx = rng.choice(len(self.cubes), size=total, p=self.weights)
+        u = rng.random(total)
+        # Exactly round(ratio * N) masked tokens per patch, at random positions.
+        n_sp = min(N - 1, max(1, int(round(mask_ratio * N))))
+        sp_order = np.argsort(rng.random((total, N)), axis=1)
+        sp_mask = np.zeros((total, N), dtype=bool)
+        np.put_along_axis(sp_mask, sp_order[:, :n_sp], True, axis=1)
+        se_keys = rng.random((total, self.num_groups))
+        share = slice(rank * batch_size, (rank + 1) * batch_size)
+        scene_idx, u, sp_mask, se_keys = scene_idx[share], u[share], sp_mask[share], se_keys[share]
+        out = []
+        keys = np.array([self.key_of[s] for s in scene_idx])
+        for key in np.unique(keys):
+            rows = np.flatnonzero(keys == key)  # ascending positions in this rank's share
+            parts_x, parts_v, parts_rows = [], [], []
+            for s in np.unique(scene_idx[rows]):
+                sel = rows[scene_idx[rows] == s]
+                n_s = self.centres[s].size
+                pix = self.centres[s][np.minimum((u[sel] * n_s).astype(np.int64), n_s - 1)]
+                r, c = np.divmod(pix, self.widths[s])
+                parts_x.append(gather_patches(self.cubes[s], r, c, P))
+                parts_v.append(gather_patches(self.valids[s], r, c, P)[:, 0])
+                parts_rows.append(sel)
+            order = torch.as_tensor(np.argsort(np.concatenate(parts_rows), kind="stable"))
+            xc = torch.cat(parts_x)[order.to(parts_x[0].device)]
+            vv = torch.cat(parts_v)[order.to(parts_v[0].device)]
+            s0 = scene_idx[rows[0]]
+            gp = self.group_present[s0]
+            n_present = int(gp.sum())
+            k = 0 if spectral_mask_ratio <= 0 or n_present < 2 else \
+                min(n_present - 1, max(1, int(round(spectral_mask_ratio * n_present))))
+            order_keys = np.where(gp[None], se_keys[rows], np.inf)
+            se_order = np.argsort(order_keys, axis=1)
+            se_mask = np.zeros((rows.size, self.num_groups), dtype=bool)
+            if k:
+                np.put_along_axis(se_mask, se_order[:, :k], True, axis=1)
+            dev = xc.device
+            out.append(SubBatch(
+                xc=xc, valid=vv, present=self.present[s0],
+                spatial_mask=torch.as_tensor(sp_mask[rows], device=dev),
+                spectral_mask=torch.as_tensor(se_mask, device=dev)))
+        return out

@@ -1,0 +1,44 @@
+"""torchrun support: process-group setup (gloo on CPUs, NCCL on GPUs) and the hardware line."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialised_here: bool = False
+
+
+def _dist_setup(device: str | None) -> tuple[_Dist, torch.device]:
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        return _Dist(), dev
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(dev)
+    here = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        here = True
+    return _Dist(dist.get_rank(), dist.get_world_size(), local, here), dev
+
+
+def _hardware(dev: torch.device, world: int) -> str:
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+    else:
+        from .._system import cpu_name
+
+        name = f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    return f"{world} x {name}" if world > 1 else name
