@@ -30,7 +30,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                       ("mask-ratio", float), ("spectral-mask-ratio", float),
                       ("fdc-weight", float), ("fdc-hf-gain", float),
                       ("spectral-loss-weight", float), ("decoder-dim", int),
-                      ("decoder-depth", int), ("seed", int)):
+                      ("decoder-depth", int), ("contrast-weight", float),
+                      ("contrast-temperature", float), ("view-offset", int),
+                      ("projector-dim", int), ("seed", int)):
         default = getattr(d, name.replace("-", "_"))
         p.add_argument(f"--{name}", type=typ, default=None, help=f"default {default}")
     p.add_argument("--scene-weighting", choices=("equal", "pixels"), default=None)

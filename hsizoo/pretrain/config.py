@@ -39,6 +39,11 @@ class PretrainConfig:
         decoder_dim: Width of the decoders; default the encoder's.
         decoder_depth: Transformer layers per decoder.
         scene_weighting: "equal" (each scene as likely) or "pixels" (by valid pixel count).
+        contrast_weight: Weight of the view-agreement (InfoNCE) term between two augmented
+            views of each patch; 0 turns it off (the paper's reconstruction-only recipe).
+        contrast_temperature: InfoNCE temperature.
+        view_offset: The second view is centred up to this many pixels away (rows and columns).
+        projector_dim: Output width of the projector of the view-agreement term.
         seed: Seed of initialisation, sampling and masking.
     """
 
@@ -61,6 +66,10 @@ class PretrainConfig:
     decoder_dim: int | None = None
     decoder_depth: int = 1
     scene_weighting: str = "equal"
+    contrast_weight: float = 0.0
+    contrast_temperature: float = 0.2
+    view_offset: int = 2
+    projector_dim: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,6 +84,12 @@ class PretrainConfig:
              f"spectral_mask_ratio must be in [0, 1); got {self.spectral_mask_ratio}"),
             (self.fdc_weight >= 0, f"fdc_weight must be >= 0 (0 turns FDC off); got {self.fdc_weight}"),
             (self.lr > 0 and self.min_lr >= 0, "lr must be > 0 and min_lr >= 0"),
+            (self.contrast_weight >= 0,
+             f"contrast_weight must be >= 0 (0 turns it off); got {self.contrast_weight}"),
+            (self.contrast_temperature > 0,
+             f"contrast_temperature must be > 0; got {self.contrast_temperature}"),
+            (self.view_offset >= 0, f"view_offset must be >= 0; got {self.view_offset}"),
+            (self.projector_dim >= 1, f"projector_dim must be >= 1; got {self.projector_dim}"),
             (self.scene_weighting in ("equal", "pixels"),
              f"scene_weighting must be 'equal' or 'pixels'; got {self.scene_weighting!r}"),
         ]

@@ -98,6 +98,9 @@ class SubBatch:
         present: (G,) bool, covered grid points.
         spatial_mask: (b, P*P) bool, masked pixel tokens.
         spectral_mask: (b, num_groups) bool, masked spectral groups.
+        views: Two augmented, unmasked views (2, b, G, P, P) of each patch for the view-agreement
+            term (the same centre, or a neighbour within ``view_offset`` pixels, each with its
+            own flip/rotation, gain, offset and noise); None when that term is off.
     """
 
     xc: torch.Tensor
@@ -105,6 +108,36 @@ class SubBatch:
     present: torch.Tensor
     spatial_mask: torch.Tensor
     spectral_mask: torch.Tensor
+    views: torch.Tensor | None = None
+
+
+def _dihedral(x: torch.Tensor, k: np.ndarray) -> torch.Tensor:
+    """Apply dihedral transform k[i] (0..7: rotation k % 4, transposed if k >= 4) to x[i]."""
+    out = x.clone()
+    for t in np.unique(k):
+        sel = torch.as_tensor(np.flatnonzero(k == t), device=x.device)
+        y = x[sel]
+        if t >= 4:
+            y = y.transpose(-1, -2)
+        out[sel] = torch.rot90(y, int(t) % 4, dims=(-2, -1))
+    return out
+
+
+def _augment_views(x: torch.Tensor, present: torch.Tensor, gens: Sequence[np.random.Generator]
+                   ) -> torch.Tensor:
+    """Random dihedral transform, per-patch gain and offset, and noise, on covered points only.
+
+    ``gens[i]`` draws the augmentation of patch i (one generator per global sample, so any
+    split of the global batch over processes draws the same augmentations).
+    """
+    k = np.array([g.integers(0, 8) for g in gens])
+    gain = np.array([g.uniform(0.8, 1.2) for g in gens], np.float32)
+    offset = np.array([g.normal(0.0, 0.2) for g in gens], np.float32)
+    noise = np.stack([g.standard_normal(x.shape[1:], dtype=np.float32) for g in gens]) * 0.05
+    dev = x.device
+    y = _dihedral(x, k) * torch.as_tensor(gain, device=dev).view(-1, 1, 1, 1) \
+        + torch.as_tensor(offset, device=dev).view(-1, 1, 1, 1) + torch.as_tensor(noise, device=dev)
+    return y * present.to(y.dtype).view(1, -1, 1, 1)
 
 
 class PretrainData:
@@ -165,9 +198,15 @@ class PretrainData:
         self.weights = (np.full(len(n), 1.0 / len(n)) if scene_weighting == "equal" else n / n.sum())
 
     def sample(self, step: int, seed: int, batch_size: int, mask_ratio: float,
-               spectral_mask_ratio: float, rank: int = 0, world_size: int = 1
-               ) -> list[SubBatch]:
-        """This rank's share of the global batch of step ``step`` (see module docstring)."""
+               spectral_mask_ratio: float, rank: int = 0, world_size: int = 1,
+               view_offset: int | None = None) -> list[SubBatch]:
+        """This rank's share of the global batch of step ``step`` (see module docstring).
+
+        With ``view_offset`` (pixels, >= 0) each patch also gets two augmented views for the
+        view-agreement term: the second view is centred on a valid pixel up to ``view_offset``
+        rows and columns away (the same pixel when the drawn one is not valid). Those draws come
+        after all others, so sampling without views is unchanged.
+        """
         from ..patches import gather_patches
 
         P, N = self.P, self.P * self.P
@@ -181,13 +220,17 @@ class PretrainData:
         sp_mask = np.zeros((total, N), dtype=bool)
         np.put_along_axis(sp_mask, sp_order[:, :n_sp], True, axis=1)
         se_keys = rng.random((total, self.num_groups))
+        shift = (rng.integers(-view_offset, view_offset + 1, (total, 2))
+                 if view_offset is not None else None)
         share = slice(rank * batch_size, (rank + 1) * batch_size)
         scene_idx, u, sp_mask, se_keys = scene_idx[share], u[share], sp_mask[share], se_keys[share]
+        if shift is not None:
+            shift = shift[share]
         out = []
         keys = np.array([self.key_of[s] for s in scene_idx])
         for key in np.unique(keys):
             rows = np.flatnonzero(keys == key)  # ascending positions in this rank's share
-            parts_x, parts_v, parts_rows = [], [], []
+            parts_x, parts_v, parts_rows, parts_n = [], [], [], []
             for s in np.unique(scene_idx[rows]):
                 sel = rows[scene_idx[rows] == s]
                 n_s = self.centres[s].size
@@ -196,6 +239,9 @@ class PretrainData:
                 parts_x.append(gather_patches(self.cubes[s], r, c, P))
                 parts_v.append(gather_patches(self.valids[s], r, c, P)[:, 0])
                 parts_rows.append(sel)
+                if shift is not None:
+                    r2, c2 = self._neighbour(s, r, c, shift[sel])
+                    parts_n.append(gather_patches(self.cubes[s], r2, c2, P))
             order = torch.as_tensor(np.argsort(np.concatenate(parts_rows), kind="stable"))
             xc = torch.cat(parts_x)[order.to(parts_x[0].device)]
             vv = torch.cat(parts_v)[order.to(parts_v[0].device)]
@@ -210,8 +256,27 @@ class PretrainData:
             if k:
                 np.put_along_axis(se_mask, se_order[:, :k], True, axis=1)
             dev = xc.device
+            views = None
+            if shift is not None:
+                xn = torch.cat(parts_n)[order.to(dev)]
+                pres = self.present[s0]
+                gens = [np.random.default_rng([int(seed), int(step), 1, int(rank * batch_size + i)])
+                        for i in rows]
+                views = torch.stack([_augment_views(xc, pres, gens),
+                                     _augment_views(xn, pres, gens)])
             out.append(SubBatch(
                 xc=xc, valid=vv, present=self.present[s0],
                 spatial_mask=torch.as_tensor(sp_mask[rows], device=dev),
-                spectral_mask=torch.as_tensor(se_mask, device=dev)))
+                spectral_mask=torch.as_tensor(se_mask, device=dev), views=views))
         return out
+
+    def _neighbour(self, s: int, r: np.ndarray, c: np.ndarray, shift: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(r, c) moved by ``shift`` inside the scene, kept where the new pixel is not valid."""
+        H = self.valids[s].shape[-2] - 2 * (self.P // 2)
+        W = self.widths[s]
+        r2 = np.clip(r + shift[:, 0], 0, H - 1)
+        c2 = np.clip(c + shift[:, 1], 0, W - 1)
+        rad = self.P // 2
+        ok = self.valids[s][0, torch.as_tensor(r2 + rad), torch.as_tensor(c2 + rad)].cpu().numpy() > 0.5
+        return np.where(ok, r2, r), np.where(ok, c2, c)

@@ -225,11 +225,13 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                     g["lr"] = lr
                 net.train()
                 batches = data.sample(step, cfg.seed, cfg.batch_size, cfg.mask_ratio,
-                                      cfg.spectral_mask_ratio, d.rank, d.world_size)
+                                      cfg.spectral_mask_ratio, d.rank, d.world_size,
+                                      cfg.view_offset if cfg.contrast_weight > 0 else None)
                 out = net(batches)
                 # One reduction carries the loss terms, the stop flag and the time budget, so
                 # every rank takes the same decision at the same step.
                 keys = ["loss", "rec_spatial", "rec_spectral", "fdc", "fdc_spectral", "fdc_spatial"]
+                keys += ["contrast"] if "contrast" in out else []
                 over_time = max_time is not None and time.perf_counter() - t0 >= max_time
                 stats = torch.stack([out[k].detach().float() for k in keys] + [
                     torch.tensor(float(stop.flag or over_time), device=dev)])

@@ -4,6 +4,13 @@ The spatial decoder reconstructs the masked pixels' canonical spectra, the spect
 masked groups' values over the c x c centre (DESIGN.md items 2 and 3). The loss is the
 pixel-domain MSE on covered grid points of valid pixels, plus ``fdc_weight`` times the
 frequency-domain constraint of :mod:`hsizoo.losses` (DESIGN.md item 5).
+
+The view-agreement term (``contrast_weight`` > 0) is an addition to the paper's recipe, kept
+because the representation probe (:mod:`hsizoo.bench.probe`) shows that reconstruction alone
+teaches features that barely separate classes: the pooled features of two augmented views of a
+patch (the second centred up to ``view_offset`` pixels away) go through a small projector
+(``decoder_proj``, dropped at export like the decoders) and a symmetric InfoNCE loss (SimCLR's
+NT-Xent) pulls the pair together against the other patches of the batch.
 """
 from __future__ import annotations
 
@@ -52,11 +59,15 @@ class MaskedS2Former(nn.Module):
         fdc_weight: Weight of the frequency-domain constraint (0 = off).
         fdc_hf_gain: High-frequency emphasis of the FDC.
         spectral_loss_weight: Weight of the masked-group loss.
+        contrast_weight: Weight of the view-agreement (InfoNCE) term (0 = off).
+        contrast_temperature: Its temperature.
+        projector_dim: Output width of its projector.
     """
 
     def __init__(self, encoder: nn.Module, decoder_dim: int | None = None, decoder_depth: int = 1,
                  fdc_weight: float = 0.5, fdc_hf_gain: float = 1.0,
-                 spectral_loss_weight: float = 1.0) -> None:
+                 spectral_loss_weight: float = 1.0, contrast_weight: float = 0.0,
+                 contrast_temperature: float = 0.2, projector_dim: int = 128) -> None:
         super().__init__()
         self.encoder = encoder
         D = int(encoder.embed_dim)
@@ -69,6 +80,36 @@ class MaskedS2Former(nn.Module):
         self.fdc_weight = float(fdc_weight)
         self.fdc_hf_gain = float(fdc_hf_gain)
         self.spectral_loss_weight = float(spectral_loss_weight)
+        self.contrast_weight = float(contrast_weight)
+        self.contrast_temperature = float(contrast_temperature)
+        if self.contrast_weight > 0:
+            F_ = int(encoder.num_features)
+            self.decoder_proj = nn.Sequential(nn.Linear(F_, 2 * F_), nn.GELU(),
+                                              nn.Linear(2 * F_, int(projector_dim)))
+
+    def pooled(self, xc: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """The encoder's pooled features (b, num_features) of canonical patches, unmasked."""
+        enc = self.encoder
+        sp = enc.embed_spatial(xc, present)
+        se = enc.embed_spectral(xc, present)
+        sp, se, gp = enc.encode(sp, se, enc.group_presence(present))
+        return enc.forward_head(torch.cat([sp, enc._fill_missing_groups(se, gp)], dim=1),
+                                pre_logits=True)
+
+    def _contrast(self, b: SubBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Symmetric InfoNCE between the two views, as (sum over pairs, number of pairs)."""
+        if b.views is None:
+            raise ValueError("contrast_weight > 0 needs sub-batches with views "
+                             "(PretrainData.sample(..., view_offset=k)).")
+        n = b.views.shape[1]
+        z = self.pooled(b.views.flatten(0, 1), b.present)
+        z = F.normalize(self.decoder_proj(z), dim=-1)
+        za, zb = z[:n], z[n:]
+        logits = za @ zb.T / self.contrast_temperature
+        target = torch.arange(n, device=logits.device)
+        loss = 0.5 * (F.cross_entropy(logits, target, reduction="sum")
+                      + F.cross_entropy(logits.T, target, reduction="sum"))
+        return loss, torch.tensor(float(n), device=loss.device)
 
     def reconstruct(self, b: SubBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted spectra of every pixel token (b, P*P, G) and group values (b, n, s*c*c)."""
@@ -113,6 +154,8 @@ class MaskedS2Former(nn.Module):
             comp = torch.where(rec_tok[..., None], pred_pix, target_pix)
             comp = rearrange(comp, "b (h w) g -> b g h w", h=P)
             out["fdc_spatial"] = L.spatial_fft_loss(comp, b.xc, pres, gain)
+        if self.contrast_weight > 0:
+            out["contrast"] = self._contrast(b)
         return out
 
     def forward(self, batches: Sequence[SubBatch]) -> dict[str, torch.Tensor]:
@@ -121,7 +164,7 @@ class MaskedS2Former(nn.Module):
         Returns:
             ``loss`` (what is optimised), ``rec_spatial``, ``rec_spectral``, ``fdc_spectral``,
             ``fdc_spatial`` and ``fdc`` (their mean, unweighted; computed without gradient when
-            ``fdc_weight`` is 0, for the log).
+            ``fdc_weight`` is 0, for the log), and ``contrast`` when that term is on.
         """
         terms = [self._terms(b) for b in batches]
         out = {k: L.ratio([t[k] for t in terms]) for k in terms[0]}
@@ -129,6 +172,8 @@ class MaskedS2Former(nn.Module):
         loss = out["rec_spatial"] + self.spectral_loss_weight * out["rec_spectral"]
         if self.fdc_weight > 0:
             loss = loss + self.fdc_weight * out["fdc"]
+        if self.contrast_weight > 0:
+            loss = loss + self.contrast_weight * out["contrast"]
         out["loss"] = loss
         return out
 
@@ -141,4 +186,5 @@ def _build(cfg: PretrainConfig) -> MaskedS2Former:
     kwargs = {**cfg.model_kwargs, "num_classes": 0}
     encoder = create_model(cfg.model, pretrained=False, **kwargs)
     return MaskedS2Former(encoder, cfg.decoder_dim, cfg.decoder_depth, cfg.fdc_weight,
-                          cfg.fdc_hf_gain, cfg.spectral_loss_weight)
+                          cfg.fdc_hf_gain, cfg.spectral_loss_weight, cfg.contrast_weight,
+                          cfg.contrast_temperature, cfg.projector_dim)

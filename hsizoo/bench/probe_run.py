@@ -1,0 +1,145 @@
+"""The representation benchmark as one command: backbones x scenes x shots x seeds, stored, tabled.
+
+Each (scene, backbone) pair writes one JSON file ``<out>/<scene>/<backbone>.json`` holding every
+(shots, seed) score of every read-out of :mod:`hsizoo.bench.probe`, the backbone's weights
+(description and sha256 where a file), and the environment. A bare architecture is a random
+initialisation per split seed; every other backbone is compared with the random initialisation
+of its own architecture, paired over seeds (:func:`probe_table`).
+
+    python benchmarks/probe.py --backbones s2former_tiny s2former_tiny.ssl_indianpines \\
+        --scenes indian_pines --shots 1 5 10 --seeds 0-9
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .probe import PROBES, embed_scene, load_backbone, probe_features
+
+__all__ = ["SCHEMA", "load_probe_results", "probe_table", "run_probe_benchmark"]
+
+SCHEMA = "hsizoo.bench.probe/1"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def _arch(backbone: str, model: Any) -> str:
+    return str(getattr(model, "pretrained_cfg", {}).get("architecture")
+               or backbone.split(".")[0])
+
+
+def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
+                        shots: Sequence[int] = (1, 5, 10), seeds: Sequence[int] = range(10),
+                        out_dir: str | Path = "benchmarks/results/probe",
+                        data_root: str | None = None, force: bool = False,
+                        environment: Callable[[], dict[str, Any]] | None = None,
+                        log: Callable[[str], None] = print) -> list[Path]:
+    """Probe every backbone on every scene; returns the result files written (or kept).
+
+    Args:
+        backbones: Specs for :func:`~hsizoo.bench.probe.load_backbone`.
+        scenes: Labelled scene specs (:func:`hsizoo.pretrain.load_scene_spec`).
+        shots: Shot counts.
+        seeds: Split seeds (and initialisation seeds of bare architectures).
+        out_dir: Results folder.
+        data_root: Folder of the real scenes.
+        force: Recompute files that exist with the same shots and seeds.
+        environment: Callable returning what the numbers were measured on.
+        log: Where progress lines go.
+    """
+    from ..bench.runner import _atomic_write, scene_slug
+    from ..pretrain import load_scene_spec
+
+    out_dir = Path(out_dir)
+    written = []
+    for scene_spec in scenes:
+        scene = load_scene_spec(scene_spec, data_root)
+        if scene.labels is None or not np.any(np.asarray(scene.labels)[scene.valid] > 0):
+            raise ValueError(f"scene {scene_spec!r} has no labels to probe against")
+        for backbone in backbones:
+            path = out_dir / scene_slug(scene_spec) / f"{_slug(backbone)}.json"
+            if path.is_file() and not force:
+                old = json.loads(path.read_text())
+                if old.get("shots") == list(shots) and old.get("seeds") == list(seeds):
+                    log(f"[probe] {scene_spec} / {backbone}: kept {path}")
+                    written.append(path)
+                    continue
+            random_init = "." not in backbone and not Path(backbone).expanduser().exists()
+            t0 = time.perf_counter()
+            runs, weights, feats, arch = [], None, None, backbone
+            for seed in seeds:
+                if feats is None or random_init:
+                    model, weights = load_backbone(backbone, seed)
+                    arch = _arch(backbone, model)
+                    feats = embed_scene(model, scene)
+                for k in shots:
+                    r = probe_features(feats, scene, int(k), int(seed))
+                    runs.append({"shots": r.shots, "seed": r.seed, "oa": r.oa,
+                                 "num_train": r.num_train, "num_test": r.num_test})
+            rec = {"schema": SCHEMA, "scene": scene_spec, "backbone": backbone,
+                   "architecture": arch, "random_init": random_init,
+                   "weights": "random init (torch.manual_seed(seed) per split seed)"
+                   if random_init else weights,
+                   "num_features": int(feats.shape[1]), "probes": list(PROBES),
+                   "shots": list(shots), "seeds": list(seeds), "runs": runs,
+                   "wall_time_s": round(time.perf_counter() - t0, 1),
+                   "environment": environment() if environment else {}}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, lambda p, rec=rec: p.write_text(json.dumps(rec, indent=1) + "\n"))
+            five = [x["oa"]["linear"] for x in runs if x["shots"] == (5 if 5 in shots else shots[0])]
+            log(f"[probe] {scene_spec} / {backbone}: linear probe {np.mean(five):.1f} % "
+                f"({time.perf_counter() - t0:.0f} s) -> {path}")
+            written.append(path)
+    return written
+
+
+def load_probe_results(folder: str | Path) -> list[dict[str, Any]]:
+    """Every probe result file under ``folder``."""
+    out = []
+    for p in sorted(Path(folder).rglob("*.json")):
+        rec = json.loads(p.read_text())
+        if rec.get("schema") == SCHEMA:
+            out.append(rec)
+    return out
+
+
+def _scores(rec: dict[str, Any], shots: int, probe: str) -> dict[int, float]:
+    return {r["seed"]: r["oa"][probe] for r in rec["runs"] if r["shots"] == shots}
+
+
+def probe_table(records: Sequence[dict[str, Any]], scene: str, shots: int = 5,
+                probes: Sequence[str] = PROBES) -> str:
+    """Markdown table of one scene at one shot count: mean +- std over seeds per read-out, and
+    the paired difference to the random initialisation of the same architecture."""
+    recs = [r for r in records if r["scene"] == scene and shots in r["shots"]]
+    if not recs:
+        return ""
+    base = {r["architecture"]: r for r in recs if r["random_init"]}
+    head = "| backbone | " + " | ".join(probes) + " | linear vs random init (paired) |"
+    lines = [head, "|---|" + "---:|" * (len(probes) + 1)]
+    for r in sorted(recs, key=lambda r: (r["architecture"], not r["random_init"], r["backbone"])):
+        cells = []
+        for p in probes:
+            v = np.array(list(_scores(r, shots, p).values()))
+            cells.append(f"{v.mean():.1f} +- {v.std():.1f}")
+        diff = ""
+        b = base.get(r["architecture"])
+        if b is not None and not r["random_init"]:
+            mine, theirs = _scores(r, shots, "linear"), _scores(b, shots, "linear")
+            common = sorted(set(mine) & set(theirs))
+            if common:
+                d = np.array([mine[s] - theirs[s] for s in common])
+                diff = (f"{d.mean():+.1f} +- {d.std():.1f} ({int((d > 0).sum())}/{d.size} "
+                        "seeds better)")
+        name = f"`{r['backbone']}`" + (" (random init)" if r["random_init"] else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff} |")
+    n = len(recs[0]["seeds"])
+    return (f"**{scene}**, {shots} shots per class, {n} seeds; overall accuracy (%) of read-outs "
+            "fitted on the shots of frozen features.\n\n" + "\n".join(lines) + "\n")

@@ -1,0 +1,144 @@
+"""Tests of the representation benchmark (hsizoo.bench.probe, hsizoo.bench.probe_run): the
+read-outs measure what they claim, backbones load from every kind of spec, results are stored,
+kept and tabled with the paired comparison against random initialisation."""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hsizoo.bench.probe import PROBES, embed_scene, load_backbone, probe_features, probe_model
+from hsizoo.bench.probe_run import load_probe_results, probe_table, run_probe_benchmark
+
+pt = importlib.import_module("hsizoo.pretrain")
+SPEC = "simulated:enmap:24x24:1"
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return pt.load_scene_spec(SPEC)
+
+
+def _class_features(scene, noise: float, seed: int = 0) -> np.ndarray:
+    """Features that are a one-hot of the pixel's class plus noise (rows in valid order)."""
+    rng = np.random.default_rng(seed)
+    lab = np.asarray(scene.labels)[scene.valid]
+    K = int(lab.max()) + 1
+    return np.eye(K, dtype=np.float32)[lab] * 3 + noise * rng.standard_normal((lab.size, K)
+                                                                             ).astype(np.float32)
+
+
+def test_readouts_separate_separable_features_and_not_noise(scene) -> None:
+    good = probe_features(_class_features(scene, 0.3), scene, 5, 0)
+    assert set(good.oa) == set(PROBES)
+    for name in ("linear", "knn", "lp"):
+        assert good.oa[name] > 95, (name, good.oa)
+    # Smoothing over a 24 x 24 map blurs the class borders, but keeps most pixels.
+    assert good.oa["linear_smooth"] > 75
+    K = int(np.asarray(scene.labels).max())
+    noise = np.random.default_rng(1).standard_normal((int(scene.valid.sum()), 16)
+                                                     ).astype(np.float32)
+    bad = probe_features(noise, scene, 5, 0, probes=("linear", "knn"))
+    assert set(bad.oa) == {"linear", "knn"}
+    assert bad.oa["linear"] < 100 / K + 25 and bad.oa["knn"] < 100 / K + 25
+    assert good.num_train == 5 * K and good.num_test + good.num_train == int(
+        (np.asarray(scene.labels)[scene.valid] > 0).sum())
+
+
+def test_probe_features_checks_its_input(scene) -> None:
+    with pytest.raises(ValueError, match="feature rows"):
+        probe_features(np.zeros((3, 4), np.float32), scene, 5, 0)
+    with pytest.raises(ValueError, match="Unknown probe"):
+        probe_features(_class_features(scene, 0.1), scene, 5, 0, probes=("svm",))
+
+
+def test_backbones_load_from_arch_tag_folder_and_run(tmp_path: Path, scene) -> None:
+    a, desc = load_backbone("s2former_test", seed=1)
+    b, _ = load_backbone("s2former_test", seed=1)
+    c, _ = load_backbone("s2former_test", seed=2)
+    assert "random init" in desc and a.num_classes == 0 and not a.training
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    # A pretraining run folder (while it trains) and its export give the same encoder.
+    res = pt.pretrain([scene], tmp_path / "run", steps=3, progress=False, model="s2former_test",
+                      batch_size=8)
+    run, desc = load_backbone(str(tmp_path / "run"))
+    assert "step 3" in desc
+    exported = pt.export_pretrained(tmp_path / "run", tmp_path / "export", tag="t")
+    folder, _ = load_backbone(str(exported))
+    want = res.encoder.state_dict()
+    for m in (run, folder):
+        got = m.state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want)
+    with pytest.raises(ValueError, match="Unknown model"):
+        load_backbone("resnet_nonexistent")
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        load_backbone("s2former_test.nonexistent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="neither a model folder"):
+        load_backbone(str(tmp_path / "empty"))
+
+
+def test_embed_scene_matches_the_model_forward(scene) -> None:
+    from hsizoo.patches import gather_patches, prepare_cube
+    from hsizoo.spectral import band_stats
+
+    model, _ = load_backbone("s2former_test", seed=0)
+    feats = embed_scene(model, scene)
+    valid = np.asarray(scene.valid)
+    assert feats.shape == (int(valid.sum()), model.num_features)
+    rows, cols = np.nonzero(valid)
+    padded = prepare_cube(band_stats(scene.cube, valid).apply(scene.cube), valid,
+                          model.patch_size)
+    pick = np.array([0, 17, rows.size - 1])
+    with torch.no_grad():
+        ref = model(gather_patches(padded, rows[pick], cols[pick], model.patch_size),
+                    scene.wavelengths)
+    np.testing.assert_allclose(feats[pick], ref.numpy(), rtol=1e-4, atol=1e-4)
+    curve = probe_model(model, scene, shots=(1, 5), seeds=(0, 1))
+    assert set(curve) == {1, 5} and all(0 <= v <= 100 for v in curve.values())
+
+
+def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    out = tmp_path / "probe"
+    lines: list[str] = []
+    files = run_probe_benchmark(["s2former_test"], [SPEC], shots=(5,), seeds=(0, 1),
+                                out_dir=out, log=lines.append)
+    rec = json.loads(files[0].read_text())
+    assert rec["random_init"] and rec["seeds"] == [0, 1] and len(rec["runs"]) == 2
+    assert set(rec["runs"][0]["oa"]) == set(PROBES)
+    # A second call keeps the file; other seeds recompute it.
+    mtime = files[0].stat().st_mtime_ns
+    run_probe_benchmark(["s2former_test"], [SPEC], shots=(5,), seeds=(0, 1), out_dir=out,
+                        log=lines.append)
+    assert files[0].stat().st_mtime_ns == mtime and "kept" in lines[-1]
+    # A "pretrained" backbone: a model folder of the same architecture.
+    model, _ = load_backbone("s2former_test", seed=7)
+    from hsizoo.models._hub import save_pretrained
+
+    folder = save_pretrained(model, tmp_path / "s2former_test.other")
+    run_probe_benchmark([str(folder)], [SPEC], shots=(5,), seeds=(0, 1), out_dir=out,
+                        log=lines.append)
+    records = load_probe_results(out)
+    assert len(records) == 2
+    table = probe_table(records, SPEC, 5)
+    assert "(random init)" in table and "seeds better" in table
+    row = [ln for ln in table.splitlines() if str(folder.name) in ln][0]
+    mine = {r["seed"]: r["oa"]["linear"] for r in records if not r["random_init"]
+            for r in r["runs"]}
+    base = {r["seed"]: r["oa"]["linear"] for r in records if r["random_init"] for r in r["runs"]}
+    diff = np.mean([mine[s] - base[s] for s in (0, 1)])
+    assert f"{diff:+.1f}" in row
+    import dataclasses
+
+    unlabelled = dataclasses.replace(scene, labels=None)
+    monkeypatch.setattr(pt, "load_scene_spec", lambda spec, root=None: unlabelled)
+    with pytest.raises(ValueError, match="no labels"):
+        run_probe_benchmark(["s2former_test"], ["unlabelled"], out_dir=out)
