@@ -142,3 +142,31 @@ def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
     monkeypatch.setattr(pt, "load_scene_spec", lambda spec, root=None: unlabelled)
     with pytest.raises(ValueError, match="no labels"):
         run_probe_benchmark(["s2former_test"], ["unlabelled"], out_dir=out)
+
+
+def test_pretrain_probe_curve_is_logged_resumed_plotted_and_carded(tmp_path: Path, scene
+                                                                   ) -> None:
+    run = tmp_path / "run"
+    recipe = dict(model="s2former_test", batch_size=8, steps=4, progress=False)
+    pt.pretrain([scene], run, until_step=2, probe=scene, probe_every=2, **recipe)
+    assert [r["step"] for r in pt.read_probe_log(run)] == [0, 2]
+    # A killed run may have probed past its checkpoint: those records are dropped on resume.
+    with open(run / pt.PROBE_LOG, "a") as fh:
+        fh.write(json.dumps({"step": 3, "linear_oa": 1.0, "scene": "x", "shots": 5,
+                             "seeds": [0]}) + "\n")
+    pt.pretrain([scene], run, resume=True, probe=scene, probe_every=2, **recipe)
+    recs = pt.read_probe_log(run)
+    assert [r["step"] for r in recs] == [0, 2, 4]
+    assert all(0 <= r["linear_oa"] <= 100 and r["shots"] == 5 for r in recs)
+    png = pt.plot_loss_curve(run)
+    from PIL import Image
+
+    w, h = Image.open(png).size
+    assert w > 1.5 * h  # two panels: loss and probe curve
+    folder = pt.export_pretrained(run, tmp_path / "export", tag="p")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["probe_curve"]["steps"] == [0, 2, 4]
+    assert "Probe curve while training" in (folder / "README.md").read_text()
+    unlabelled = __import__("dataclasses").replace(scene, labels=None)
+    with pytest.raises(ValueError, match="no labels"):
+        pt.pretrain([scene], tmp_path / "run2", probe=unlabelled, **recipe)

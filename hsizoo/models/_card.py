@@ -91,7 +91,8 @@ def render_model_card(config: Mapping[str, Any]) -> str:
             ``architecture``; optionally ``tag``, ``hf_hub_id``, ``hf_hub_revision``,
             ``model_args``, ``grid``, ``num_classes``, ``class_names``, ``sensor``,
             ``normalisation``, ``training``, ``data``, ``datasets``, ``results``,
-            ``loss_curve``, ``license``, ``sha256``, ``description``.
+            ``loss_curve``, ``probe_curve``, ``probe``, ``license``, ``sha256``,
+            ``description``.
 
     Returns:
         The Markdown text, with YAML front matter.
@@ -165,6 +166,21 @@ def render_model_card(config: Mapping[str, Any]) -> str:
         lines += [f"- {k}: {_fmt(v)}" for k, v in extra]
     if cfg.get("loss_curve"):
         lines += ["", f"![Training loss curve]({cfg['loss_curve']})"]
+    curve = cfg.get("probe_curve")
+    if isinstance(curve, Mapping) and curve.get("steps"):
+        pairs = ", ".join(f"{oa:.1f} % at step {s}" for s, oa in
+                          zip(curve["steps"], curve["linear_oa"]))
+        lines += ["", f"Probe curve while training ({curve.get('shots')}-shot linear probe of "
+                  f"the frozen features on {curve.get('scene')}, split seeds "
+                  f"{_fmt(curve.get('seeds'))}; monitoring only, never used for training): "
+                  f"{pairs}."]
+    probe = _results_table(cfg.get("probe"))
+    if probe:
+        lines += ["", "## Representation probe (frozen features)", "",
+                  "Overall accuracy (%) of read-outs fitted on the shots of frozen features, "
+                  "against the same architecture at random initialisation, paired over split "
+                  "seeds (`python benchmarks/probe.py`; see benchmarks/results/probe.md).", ""]
+        lines += probe
 
     table = _results_table(cfg.get("results"))
     if table:

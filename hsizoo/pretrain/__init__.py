@@ -46,8 +46,8 @@ from typing import Any
 
 from . import objective as _objective
 from .adapt import adapt_to_scene
-from .checkpoints import (LOG_NAME, MANIFEST, load_checkpoint, plot_loss_curve, read_log,
-                          save_checkpoint)
+from .checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, load_checkpoint, plot_loss_curve,
+                          read_log, read_probe_log, save_checkpoint)
 from .cli import PRETRAIN_COMMAND, PRETRAIN_HELP, main, register_cli
 from .config import NonFiniteLossError, PretrainConfig, lr_at
 from .data import PretrainData, SubBatch, load_scene_spec
@@ -72,6 +72,8 @@ __all__ = [
     "export_pretrained",
     "plot_loss_curve",
     "read_log",
+    "read_probe_log",
+    "PROBE_LOG",
     "register_cli",
     "main",
     # Also public in the single module this package replaces.

@@ -22,6 +22,7 @@ from .objective import MaskedS2Former
 
 MANIFEST = "checkpoint.json"
 LOG_NAME = "log.jsonl"
+PROBE_LOG = "probe.jsonl"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -148,6 +149,14 @@ def _truncate_log(run_dir: Path, step: int) -> None:
     _atomic(run_dir / LOG_NAME, lambda p: p.write_text(text))
 
 
+def read_probe_log(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The probe records of a run (``probe.jsonl``; empty when it was not probed)."""
+    path = Path(run_dir) / PROBE_LOG
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
 def plot_loss_curve(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None
                     ) -> Path:
     """Plot the loss terms of ``log.jsonl`` against the step into a PNG.
@@ -169,8 +178,19 @@ def plot_loss_curve(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]
         raise ValueError(f"{Path(run_dir) / LOG_NAME} has no records to plot.")
     out = Path(out) if out else Path(run_dir) / "loss_curve.png"
     steps = np.array([r["step"] for r in recs])
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    for key, style in (("loss", "-"), ("rec_spatial", "--"), ("rec_spectral", ":"), ("fdc", "-.")):
+    probes = read_probe_log(run_dir)
+    if probes:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
+        ax2.plot([p["step"] for p in probes], [p["linear_oa"] for p in probes], "o-")
+        ax2.set_xlabel("step")
+        ax2.set_ylabel("overall accuracy (%)")
+        ax2.set_title(f"{probes[-1]['shots']}-shot linear probe, {probes[-1]['scene']}",
+                      fontsize=9)
+        ax2.grid(alpha=0.3)
+    else:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for key, style in (("loss", "-"), ("rec_spatial", "--"), ("rec_spectral", ":"), ("fdc", "-."),
+                       ("contrast", (0, (5, 1, 1, 1)))):
         vals = np.array([r.get(key, np.nan) for r in recs], dtype=float)
         if np.isfinite(vals).any():
             k = max(1, len(vals) // 100)  # moving average for readability
@@ -181,7 +201,7 @@ def plot_loss_curve(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     ax.set_ylabel("loss (moving average)")
     ax.grid(alpha=0.3)
     ax.legend()
-    ax.set_title(f"{recs[-1].get('model', '')} masked reconstruction".strip())
+    ax.set_title(f"{recs[-1].get('model', '')} pretraining loss".strip())
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -43,6 +43,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--data-root", default=None)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--probe", default=None, metavar="SCENE",
+                   help="labelled scene spec to linear-probe the encoder on while it trains "
+                        "(monitoring only; written to probe.jsonl and the loss-curve figure)")
+    p.add_argument("--probe-every", type=int, default=None, metavar="STEPS",
+                   help="steps between probes (default --checkpoint-every)")
     p.add_argument("--export", default=None, metavar="FOLDER",
                    help="after training, publish the encoder as a Hub-ready folder")
     p.add_argument("--tag", default=None, help="pretrained tag for --export")
@@ -59,7 +64,8 @@ def _run_cli(args: argparse.Namespace) -> int:
                        max_time=args.max_time, until_step=args.until_step,
                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                        progress=not args.no_progress, device=args.device,
-                       data_root=args.data_root, **recipe)
+                       data_root=args.data_root, probe=args.probe,
+                       probe_every=args.probe_every, **recipe)
     except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
         print(f"hsizoo pretrain: error: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import load_checkpoint, plot_loss_curve, read_log
+from .checkpoints import load_checkpoint, plot_loss_curve, read_log, read_probe_log
 from .config import PretrainConfig
 from .objective import _build
 
@@ -57,19 +57,29 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     mean_sps = (float(np.mean([r["samples_per_s"] for r in recs[len(recs) // 10:]]))
                 if recs else None)
     wall = float(manifest.get("wall_time_s", 0.0))
-    pretraining = (f"masked spatial/spectral reconstruction with FDC (weight {cfg.fdc_weight}), "
-                   f"{manifest['step']} steps x {cfg.batch_size * int(manifest.get('world_size', 1))}"
+    contrast = cfg.contrast_weight > 0
+    views = (f" + view agreement (InfoNCE, weight {cfg.contrast_weight}, views up to "
+             f"{cfg.view_offset} px apart)" if contrast else "")
+    pretraining = (f"masked spatial/spectral reconstruction with FDC (weight {cfg.fdc_weight})"
+                   f"{views}, {manifest['step']} steps x "
+                   f"{cfg.batch_size * int(manifest.get('world_size', 1))}"
                    f" patches, on {len(cfg.scenes)} scene(s)")
+    extra = (f" --contrast-weight {cfg.contrast_weight} --view-offset {cfg.view_offset}"
+             if contrast else "")
     training = dict(
         method="masked reconstruction (spatial tokens + spectral groups) + frequency-domain "
-               "constraint, hsizoo.pretrain",
+               "constraint" + (" + two-view agreement (InfoNCE on the pooled features of two "
+                               "augmented, neighbouring patches)" if contrast else "")
+               + ", hsizoo.pretrain",
         steps=int(manifest["step"]), schedule_steps=cfg.steps,
         batch_size=cfg.batch_size * int(manifest.get("world_size", 1)),
         lr=cfg.lr, optimizer=f"AdamW (betas {list(cfg.betas)}, weight decay {cfg.weight_decay}), "
         f"{cfg.warmup_steps} warm-up steps, cosine decay to {cfg.min_lr}",
         mask_ratio=cfg.mask_ratio, spectral_mask_ratio=cfg.spectral_mask_ratio,
         loss=f"MSE(masked spectra) + {cfg.spectral_loss_weight} MSE(masked groups) + "
-             f"{cfg.fdc_weight} FDC (hf_gain {cfg.fdc_hf_gain})",
+             f"{cfg.fdc_weight} FDC (hf_gain {cfg.fdc_hf_gain})"
+             + (f" + {cfg.contrast_weight} InfoNCE (temperature {cfg.contrast_temperature})"
+                if contrast else ""),
         final_loss=round(float(np.mean([r["loss"] for r in tail])), 5) if tail else None,
         final_rec_spatial=round(float(np.mean([r["rec_spatial"] for r in tail])), 5) if tail else None,
         wall_time_s=round(wall, 1), wall_time=f"{wall / 60:.1f} min",
@@ -77,15 +87,21 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
         hardware=manifest.get("hardware"), seed=cfg.seed,
         command="hsizoo pretrain " + " ".join(cfg.scenes) + f" --model {cfg.model} --steps "
                 f"{cfg.steps} --batch-size {cfg.batch_size} --lr {cfg.lr} --fdc-weight "
-                f"{cfg.fdc_weight} --seed {cfg.seed}",
+                f"{cfg.fdc_weight}{extra} --seed {cfg.seed}",
     )
+    probes = read_probe_log(run_dir)
+    probe_curve = None
+    if probes:
+        probe_curve = dict(
+            scene=probes[-1]["scene"], shots=probes[-1]["shots"], seeds=probes[-1]["seeds"],
+            steps=[p["step"] for p in probes], linear_oa=[p["linear_oa"] for p in probes])
     config = dict(
         tag=tag, hf_hub_id=hf_hub_id, hf_hub_revision="main" if hf_hub_id else None,
         pretraining=pretraining, description=description, sensor=sensor,
         data=data if data is not None else list(cfg.scenes), training=training,
         normalisation="per-band standardisation of each scene with its own valid-pixel mean and "
                       "std (hsizoo.spectral.band_stats), then canonical resampling",
-        loss_curve="loss_curve.png", pretrain_config=cfg.to_json(),
+        loss_curve="loss_curve.png", probe_curve=probe_curve, pretrain_config=cfg.to_json(),
     )
     config = {k: v for k, v in config.items() if v is not None}
     return save_pretrained(encoder, folder, config=config, overwrite=overwrite)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .checkpoints import (LOG_NAME, MANIFEST, _restore, _truncate_log, load_checkpoint,
+from .checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore, _truncate_log, load_checkpoint,
                           save_checkpoint)
 from .config import NonFiniteLossError, PretrainConfig, lr_at
 from .data import PretrainData, _describe_scene, load_scene_spec
@@ -93,7 +93,40 @@ class _StopFlag:
 
 
 _RUNTIME_KEYS = ("resume", "max_time", "until_step", "progress", "callback", "device",
-                 "data_root", "checkpoint_every", "log_every")
+                 "data_root", "checkpoint_every", "log_every", "probe", "probe_every")
+
+
+class _Prober:
+    """The probe curve of a run: linear-probe accuracy of the encoder, appended to probe.jsonl."""
+
+    SHOTS, SEEDS = 5, (100, 101, 102)
+
+    def __init__(self, scene: Any, data_root: Any, run_dir: Path) -> None:
+        self.scene = load_scene_spec(scene, data_root) if isinstance(scene, str) else scene
+        self.name = scene if isinstance(scene, str) else _describe_scene(scene)
+        if self.scene.labels is None:
+            raise ValueError(f"probe scene {self.name} has no labels to probe against; give a "
+                             "labelled scene (e.g. indian_pines or a simulated scene).")
+        self.path = Path(run_dir) / PROBE_LOG
+
+    def __call__(self, step: int, encoder: nn.Module) -> None:
+        from ..bench.probe import probe_model
+
+        t0 = time.perf_counter()
+        oa = probe_model(encoder, self.scene, shots=(self.SHOTS,), seeds=self.SEEDS)[self.SHOTS]
+        rec = dict(step=step, scene=self.name, shots=self.SHOTS, seeds=list(self.SEEDS),
+                   linear_oa=round(oa, 3), probe_s=round(time.perf_counter() - t0, 1))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        print(f"[hsizoo pretrain] step {step}: {self.SHOTS}-shot linear probe on {self.name} "
+              f"{oa:.1f} % OA", file=sys.stderr, flush=True)
+
+    def truncate(self, step: int) -> None:
+        if self.path.is_file():
+            keep = [ln for ln in self.path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["step"] <= step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
 
 
 def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str] = "runs/pretrain",
@@ -101,6 +134,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
              checkpoint_every: int = 100, log_every: int = 1, progress: bool = True,
              device: str | None = None, data_root: str | os.PathLike[str] | None = None,
              callback: Callable[[int, dict[str, float]], None] | None = None,
+             probe: Any = None, probe_every: int | None = None,
              **recipe: Any) -> PretrainResult:
     """Pretrain an S2Former by masked reconstruction with the frequency-domain constraint.
 
@@ -118,6 +152,12 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         device: "cpu", "cuda", ...; default cuda when available.
         data_root: Folder of the benchmark data for specs.
         callback: Called as ``callback(step, record)`` after every step (on every rank).
+        probe: A labelled scene (or spec) to measure the encoder on while it trains: the
+            5-shot linear probe of :mod:`hsizoo.bench.probe` (split seeds 100-102, kept apart
+            from the benchmark's 0-9) at step 0 and every ``probe_every`` steps, logged to
+            ``probe.jsonl`` and drawn beside the loss curve. Monitoring only: its labels never
+            reach the training.
+        probe_every: Steps between probes; default ``checkpoint_every``.
         **recipe: Fields of :class:`PretrainConfig` (model, steps, batch_size, lr, mask_ratio,
             fdc_weight, seed, ...).
 
@@ -176,6 +216,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         data = PretrainData(loaded, model.encoder, cfg.scene_weighting, dev)
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
                                       betas=cfg.betas, weight_decay=cfg.weight_decay)
+        prober = _Prober(probe, data_root, run_dir) if probe is not None and is_main else None
         start, wall_before = 0, 0.0
         if manifest is not None:
             _restore(manifest, tensors, model, optimizer)
@@ -183,6 +224,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
             wall_before = float(manifest.get("wall_time_s", 0.0))
             if is_main:
                 _truncate_log(run_dir, start)
+                if prober is not None:
+                    prober.truncate(start)
                 print(f"[hsizoo pretrain] resuming {run_dir} at step {start}/{cfg.steps}",
                       file=sys.stderr, flush=True)
         if d.world_size > 1:
@@ -217,6 +260,9 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                     wall_time_s=wall_before + time.perf_counter() - t0, hardware=hardware,
                     world_size=d.world_size, final_loss=rec_last.get("loss")))
 
+        every = int(probe_every or checkpoint_every)
+        if prober is not None and start == 0:
+            prober(0, model.encoder)
         with _StopFlag() as stop:
             while step < end:
                 ts = time.perf_counter()
@@ -277,6 +323,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                     bar.set_postfix(loss=f"{vals[0]:.4f}", sps=f"{sps:.0f}")
                 if callback is not None:
                     callback(step, rec_last)
+                if prober is not None and (step % every == 0 or step == end):
+                    prober(step, model.encoder)
                 if vals[-1] > 0 and step < end:
                     interrupted = True
                     break
