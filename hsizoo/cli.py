@@ -233,9 +233,13 @@ def _build_parser(selected: str | None) -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .io.atomic import OutputError
     from .models._hub import CheckpointError
 
-    return (UsageError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, KeyError)
+    # OutputError: an output location refused, or a write that failed (a full disk); its
+    # message says what to do.
+    return (UsageError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, KeyError,
+            OutputError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .io.atomic import AtomicFile
 
 if TYPE_CHECKING:
     from .io.scene import Scene
@@ -317,10 +318,10 @@ def download_file(info: FileInfo, root: str | Path, base_url: str | None = None,
     root.mkdir(parents=True, exist_ok=True)
     target = root / info.name
     url = _file_url(info, base_url)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".part", dir=root)
-    tmp = Path(tmp_name)
+    part = AtomicFile(target, overwrite=True)  # hidden partial name, fsync, rename, umask
+    tmp = part.tmp
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             req = urllib.request.Request(url, headers={"User-Agent": "hsizoo"})
             try:
                 resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (http(s) only)
@@ -366,10 +367,10 @@ def download_file(info: FileInfo, root: str | Path, base_url: str | None = None,
         if info.sha256 is None:
             warnings.warn(f"No published sha256 for {info.name}; downloaded file not verified.",
                           UserWarning, stacklevel=2)
-        os.replace(tmp, target)
+        part.commit()
     except BaseException:
         # also on KeyboardInterrupt: never leave a half file behind
-        tmp.unlink(missing_ok=True)
+        part.abort()
         raise
     return target
 

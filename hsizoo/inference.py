@@ -255,13 +255,10 @@ class ClassMap:
         """Write a PNG: the scene's colour composite beside the class map."""
         from .io import save_quicklook
 
-        p = Path(path).expanduser()
-        if p.exists() and not overwrite:
-            raise FileExistsError(f"{p} already exists; pass overwrite=True (CLI: --overwrite) "
-                                  "to replace it, or choose another path.")
         if self.scene is None or self.class_map is None:
             raise ValueError("A quicklook needs the scene in memory; predict an in-memory Scene.")
-        return save_quicklook(p, self.scene, self.class_map, self.class_names, title=title)
+        return save_quicklook(path, self.scene, self.class_map, self.class_names, title=title,
+                              overwrite=overwrite)
 
     def evaluate(self, labels: np.ndarray) -> Any:
         """OA, AA, kappa, per-class accuracy and confusion matrix against a label map."""

@@ -161,7 +161,7 @@ def test_corrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
     with pytest.raises(ValueError, match="sha256"):
         load_dataset("tiny", root=root, download=True, base_url=url, progress=False)
     assert not (root / "Tiny.mat").exists()
-    assert [p.name for p in root.iterdir() if ".part" in p.name] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith(".") or "part" in p.name] == []
 
 
 def test_truncated_transfer_leaves_nothing(tmp_path, server, monkeypatch):
@@ -172,7 +172,7 @@ def test_truncated_transfer_leaves_nothing(tmp_path, server, monkeypatch):
     with pytest.raises(OSError, match="broke off"):
         load_dataset("tiny", root=root, download=True, base_url=url, progress=False)
     assert not (root / "Tiny.mat").exists()
-    assert [p.name for p in root.iterdir() if ".part" in p.name] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith(".") or "part" in p.name] == []
 
 
 def test_http_404(tmp_path, server, monkeypatch):
@@ -183,7 +183,7 @@ def test_http_404(tmp_path, server, monkeypatch):
     with pytest.raises(OSError, match="404"):
         load_dataset("tiny", root=root, download=True, base_url=url, progress=False)
     assert not (root / "Tiny_gt.mat").exists()
-    assert [p.name for p in root.iterdir() if ".part" in p.name] == []
+    assert [p.name for p in root.iterdir() if p.name.startswith(".") or "part" in p.name] == []
 
 
 def test_local_file_verification(tmp_path, server, monkeypatch):

@@ -21,7 +21,7 @@ NAMES = ["water", "trees", "asphalt", "meadows"]
 
 
 def _leftovers(folder):
-    return [p.name for p in folder.iterdir() if ".part" in p.name]
+    return [p.name for p in folder.iterdir() if p.name.startswith(".") or "partial" in p.name]
 
 
 def test_round_trip_read_write_reread(tmp_path):
@@ -164,7 +164,7 @@ def test_a_failed_write_keeps_the_previous_map(tmp_path, monkeypatch):
     replaces anything, so a broken write raises and the previous map stays intact."""
     import rasterio
 
-    from hsizoo.io import writers
+    from hsizoo.io import atomic
 
     path = tmp_path / "map.tif"
     cmap = np.ones((40, 50), dtype=int)
@@ -174,7 +174,7 @@ def test_a_failed_write_keeps_the_previous_map(tmp_path, monkeypatch):
         with open(p, "r+b") as fh:
             fh.truncate(200)
 
-    monkeypatch.setattr(writers, "_fsync", truncated)
+    monkeypatch.setattr(atomic, "fsync_path", truncated)
     with pytest.raises(OSError, match="unchanged"):
         write_class_map(path, cmap * 2, crs=CRS, transform=transform(), class_names=NAMES,
                         overwrite=True)

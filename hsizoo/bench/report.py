@@ -26,6 +26,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..io.atomic import write_atomic
 from .runner import BASELINES, FULL_METHOD, METHODS, SCHEMA, scene_slug
 
 __all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_results",
@@ -360,9 +361,7 @@ def replace_readme_block(readme: str | Path, text: str, begin: str = README_BEGI
     new = old[:i] + "\n" + text.strip("\n") + "\n" + old[j:]
     if new == old:
         return False
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(new, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, new.encode("utf-8"), overwrite=True)
     return True
 
 

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..io.atomic import write_atomic
 from .baselines import BASELINE_METHODS, Predictor
 
 __all__ = ["BenchOptions", "METHODS", "DEFAULT_SCENES", "DEFAULT_SHOTS", "DEFAULT_SEEDS",
@@ -282,14 +283,9 @@ class PeakMemory:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    # The one atomic writer (hidden partial file, fsync, rename); the run's folder is made here.
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_atomic(path, write, overwrite=True)
 
 
 def default_environment() -> dict[str, Any]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .inputs import as_scene
 
@@ -31,20 +31,45 @@ def _wavelength_arg(text: str | None) -> list[float] | None:
     return [float(v) for v in raw.replace(",", " ").split()]
 
 
-def _check_outputs(paths: Sequence[str | None], overwrite: bool) -> None:
-    for p in paths:
-        if p is not None and Path(p).exists() and not overwrite:
-            raise FileExistsError(f"{p} already exists; pass --overwrite to replace it, or "
-                                  "choose another output path.")
+def _scene_pixels(scene: str) -> int:
+    """Pixels of a raster scene, from its header only (0 when not known cheaply)."""
+    if Path(scene).suffix.lower() == ".mat" or not Path(scene).is_file():
+        return 0
+    try:
+        import rasterio
+
+        with rasterio.open(scene) as ds:
+            return int(ds.width) * int(ds.height)
+    except Exception:  # the scene's own problems are reported later, with the reader's message
+        return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Check every output location before any work: folder, kind, overwrite, free space."""
+    from ..io.atomic import OutputError, check_output
+
+    px = _scene_pixels(str(args.scene))
+    # Uncompressed sizes: uint16 class ids, float32 confidences, an RGBA quicklook of two panels.
+    outputs = [(args.out, "--out", 2 * px), (args.confidence, "--confidence", 4 * px),
+               (args.quicklook, "--quicklook", 8 * px)]
+    named = [(Path(p).expanduser().resolve(), opt) for p, opt, _ in outputs if p is not None]
+    for i, (p, opt) in enumerate(named):
+        same = [o for q, o in named[:i] if q == p]
+        if same:
+            raise OutputError(f"{opt} and {same[0]} both name {p}; give each output its own file.")
+    for path, option, size in outputs:
+        if path is not None:
+            check_output(path, overwrite=args.overwrite, estimated_bytes=size, option=option)
+    if getattr(args, "save_model", None):
+        from ..models._hub import check_save_folder
+
+        check_save_folder(args.save_model, args.overwrite)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from . import finetune
 
-    _check_outputs([args.out, args.quicklook, args.confidence], args.overwrite)
-    if args.save_model and (Path(args.save_model) / "model.safetensors").exists() \
-            and not args.overwrite:
-        raise FileExistsError(f"{args.save_model} already holds a model; pass --overwrite.")
+    _check_outputs(args)  # before the training, which a bad output path would waste
     shots = None if args.all_labels else args.shots
     ft = finetune(args.scene, args.labels, shots=shots, model=args.model,
                   pretrained=False if args.no_pretrained else None, seed=args.seed,
@@ -72,7 +97,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from .result import load_finetuned
 
-    _check_outputs([args.out, args.quicklook, args.confidence], args.overwrite)
+    _check_outputs(args)
     ft = load_finetuned(args.model)
     if args.device is not None:
         from .training import resolve_device

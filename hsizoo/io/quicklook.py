@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import check_output, write_atomic
 from .colors import UNCLASSIFIED_COLOR, check_colors, default_palette
 from .scene import Scene
 
@@ -63,11 +64,11 @@ def stretch(rgb: np.ndarray, valid: np.ndarray | None = None, lower: float = 2.0
 def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None = None,
                    class_names: Sequence[str] | None = None,
                    colors: Sequence[Sequence[int]] | None = None, title: str | None = None,
-                   dpi: int = 120) -> Path:
+                   dpi: int = 120, overwrite: bool = True) -> Path:
     """Save a PNG: the scene's colour composite beside its class map with a legend.
 
     Args:
-        path: Output .png path (overwritten).
+        path: Output .png path, written atomically (:mod:`hsizoo.io.atomic`).
         scene: The scene; its wavelengths pick the composite bands.
         class_map: (H, W) class ids (0 = unclassified). Defaults to ``scene.labels``; with neither,
             only the composite is drawn.
@@ -75,9 +76,15 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
         colors: One (r, g, b) per class; default palette otherwise.
         title: Figure title.
         dpi: Resolution of the PNG.
+        overwrite: Replace an existing file (the default); False refuses one that exists before
+            or appears while the figure is drawn.
 
     Returns:
         The path written.
+
+    Raises:
+        OutputError: the folder is missing or not writable, or the write failed (a full disk):
+            a previous file under ``path`` is then unchanged.
     """
     # Figure + Agg canvas directly (not pyplot): no global backend switch, no GUI, thread-safe.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -85,7 +92,9 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    path = Path(path).expanduser()
+    h, w = scene.cube.shape[:2]
+    # An RGBA bitmap of both panels at most: a generous bound of the compressed PNG.
+    path = check_output(path, overwrite=overwrite, estimated_bytes=8 * h * w)
     label_title = "Class map"
     if class_map is None and scene.labels is not None:
         class_map, label_title = scene.labels, "Reference labels"
@@ -96,7 +105,6 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
                  f"False colour: scene does not cover the visible range (R, G, B = {nm} nm)")
 
     panels = 1 if class_map is None else 2
-    h, w = scene.cube.shape[:2]
     aspect = w / max(h, 1)
     fig = Figure(figsize=(min(5.0 * aspect, 9.0) * panels + 0.4, 5.4))
     FigureCanvasAgg(fig)
@@ -127,5 +135,13 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
     if title:
         fig.suptitle(title, fontsize=11)
     # bbox "tight" grows the canvas to fit the legend beside the class map
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.15)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi,
+                                                      bbox_inches="tight", pad_inches=0.15),
+                        overwrite=overwrite, verify=_check_png)
+
+
+def _check_png(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head != b"\x89PNG\r\n\x1a\n":
+        raise OSError("the file written is not a PNG")

@@ -4,14 +4,14 @@ Maps are tiled (256 x 256), DEFLATE-compressed GeoTIFFs on the scene's grid (CRS
 A class map is uint8 (uint16 beyond 255 classes) with 0 = unclassified as nodata, a colour table,
 and the class names in the metadata (``CLASS_NAMES`` as JSON, and ``CLASS_<id>`` per class).
 
-Writers work on a temporary file beside the target and move it into place only when the map is
-complete, so an interrupted prediction never leaves a half-written map under the final name.
+Writers work on a hidden partial file beside the target (:mod:`hsizoo.io.atomic`; its name does not
+end in .tif) and move it into place only when the map is complete and read back, so an interrupted
+or failed prediction never leaves a half-written map under the final name or any name that opens
+as a map. The output location is checked when the writer opens, before any work.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,23 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import AtomicFile, check_output
 from .colors import UNCLASSIFIED_COLOR, check_colors, default_palette
 
 _TILE = 256
-
-
-def _prepare_target(path: str | Path, overwrite: bool) -> Path:
-    p = Path(path).expanduser()
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"{p} already exists; pass overwrite=True (CLI: --overwrite) to replace it, or choose "
-            "another output path."
-        )
-    if p.is_dir():
-        raise IsADirectoryError(f"{p} is a folder; pass a file path ending in .tif.")
-    if not p.parent.is_dir():
-        raise FileNotFoundError(f"Output folder {p.parent} does not exist; create it first.")
-    return p
 
 
 def _profile(height: int, width: int, dtype: str, nodata: float | None, crs: Any,
@@ -53,21 +40,6 @@ def _profile(height: int, width: int, dtype: str, nodata: float | None, crs: Any
     if transform is not None:
         profile["transform"] = transform
     return profile
-
-
-def _umask() -> int:
-    """The process umask (read without changing it for long)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _verify_raster(path: Path, height: int, width: int, dtype: str) -> None:
@@ -92,18 +64,23 @@ class _GridWriter:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning
 
-        self.path = _prepare_target(path, overwrite)
         self.height, self.width, self.dtype = int(height), int(width), dtype
         if self.height < 1 or self.width < 1:
             raise ValueError(f"Map size must be at least 1 x 1, got {height} x {width}.")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part.tif",
-                                   dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            self._ds = rasterio.open(self._tmp, "w",
-                                     **_profile(height, width, dtype, nodata, crs, transform))
+        # Uncompressed size: an upper bound of what the compressed map needs.
+        self.path = check_output(path, overwrite=overwrite,
+                                 estimated_bytes=self.height * self.width * np.dtype(dtype).itemsize)
+        self._file = AtomicFile(self.path, overwrite=overwrite, verify=lambda p: _verify_raster(
+            p, self.height, self.width, self.dtype))
+        self._tmp = self._file.tmp
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._ds = rasterio.open(self._tmp, "w",
+                                         **_profile(height, width, dtype, nodata, crs, transform))
+        except BaseException:
+            self._file.abort()
+            raise
         self._closed = False
 
     def _check_window(self, window: Any, block: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -149,22 +126,20 @@ class _GridWriter:
         GDAL only logs some write errors (a full disk among them), so the finished file is
         flushed to disk and read back completely before it replaces anything: on any failure
         the partial file is removed, a previous map under the final name is left intact, and an
-        OSError says what happened.
+        :class:`~hsizoo.io.atomic.OutputError` says what happened. A file that another process
+        created under the final name meanwhile is replaced only with ``overwrite``.
         """
         if self._closed:
             return
         self._closed = True
         try:
             self._ds.close()
-            _fsync(self._tmp)
-            _verify_raster(self._tmp, self.height, self.width, self.dtype)
-            os.chmod(self._tmp, 0o666 & ~_umask())
         except Exception as err:
-            self._tmp.unlink(missing_ok=True)
+            self._file.abort()
             raise OSError(f"Writing {self.path} failed ({err}); nothing was written there and any "
                           "previous file under that name is unchanged. Check the free space "
                           "and permissions of the output folder.") from err
-        os.replace(self._tmp, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
         """Discard the partial map."""
@@ -174,7 +149,7 @@ class _GridWriter:
         try:
             self._ds.close()
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._file.abort()
 
     def __enter__(self) -> "_GridWriter":
         return self

@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -540,19 +539,6 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable: {obj!r}")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Write beside the target and rename: a crash never leaves a half-written file under the
-    # final name (the Hub, the mirror and the sha256 check would otherwise see a corrupt file).
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     # safetensors refuses tensors that share storage (tied weights) and non-contiguous ones.
     out: dict[str, torch.Tensor] = {}
@@ -568,6 +554,38 @@ def _cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def _holds_model(folder: Path) -> list[str]:
+    return [n for n in (WEIGHTS_NAME, CONFIG_NAME) if (folder / n).exists()]
+
+
+def check_save_folder(folder: str | os.PathLike[str], overwrite: bool,
+                      estimated_bytes: int = 0) -> Path:
+    """Check where :func:`save_pretrained` would write, before the work that produces the model.
+
+    Args:
+        folder: The destination folder (created if needed).
+        overwrite: Whether a saved model in it may be replaced.
+        estimated_bytes: Expected size of the weights.
+
+    Returns:
+        The folder, with ``~`` expanded.
+
+    Raises:
+        FileExistsError: the folder holds a saved model and ``overwrite`` is False.
+        OutputError: the folder is a file, cannot be created or written, or lacks the space.
+    """
+    from ..io.atomic import OutputExistsError, check_output
+
+    p = check_output(folder, overwrite=overwrite, estimated_bytes=estimated_bytes, folder=True,
+                     create_parents=True)
+    existing = _holds_model(p) if p.is_dir() else []
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{p} already holds a saved model ({', '.join(existing)}); pass overwrite=True (CLI: "
+            "--overwrite) to replace it, or choose another folder.")
+    return p
+
+
 _COMPUTED = ("sha256", "num_classes", "num_features", "num_parameters", "hsizoo_version",
              "torch_version", "model_args", "format")
 
@@ -578,7 +596,9 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
 
     Args:
         model: An hsizoo model (``model.architecture`` and ``model.model_args`` are recorded).
-        folder: Destination; created if needed. Other files already in it are kept.
+        folder: Destination; created if needed. Other files already in it are kept. The folder
+            is written whole as a hidden sibling and swapped in at once (:mod:`hsizoo.io.atomic`),
+            so a process killed at any point leaves the previous model loadable.
         config: Extra fields for config.json and the model card: ``tag``, ``hf_hub_id``,
             ``license``, ``sensor``, ``class_names``, ``normalisation``, ``training`` (steps,
             wall time, hardware, final loss), ``data`` / ``datasets``, ``results``,
@@ -589,23 +609,22 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
         The folder.
 
     Raises:
-        FileExistsError: the folder already holds model files and ``overwrite`` is False.
+        FileExistsError: the folder already holds model files and ``overwrite`` is False (also
+            when another process filled it while this one was writing).
+        OutputError: the folder is a file, is not writable, or lacks the space.
         ValueError: ``config`` names another architecture, or the model has no architecture.
 
     Fields computed from the model (sha256, model_args, num_classes, num_features, versions)
     replace any value ``config`` gives for them.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
+    from ..io.atomic import atomic_folder
     from ._card import render_model_card
 
-    folder = Path(folder)
-    existing = [n for n in (WEIGHTS_NAME, CONFIG_NAME) if (folder / n).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{folder} already holds a saved model ({', '.join(existing)}); pass overwrite=True "
-            "to replace it, or choose another folder.")
-    folder.mkdir(parents=True, exist_ok=True)
+    state = _cpu_state_dict(model)
+    folder = check_save_folder(folder, overwrite,
+                               sum(t.numel() * t.element_size() for t in state.values()))
 
     user = dict(config or {})
     pcfg = getattr(model, "pretrained_cfg", None) or {}
@@ -619,18 +638,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
                          "models do) or pass config={'architecture': ...}.")
 
     # Weights first: config.json records their sha256.
-    state = _cpu_state_dict(model)
-    weights = folder / WEIGHTS_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"format": "pt"})
-        sha = file_sha256(tmp)
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
+    weights = save(state, metadata={"format": "pt"})
     computed: dict[str, Any] = dict(
         format="hsizoo",
         architecture=arch,
@@ -638,7 +646,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
         num_classes=int(getattr(model, "num_classes", 0) or 0),
         num_features=int(getattr(model, "num_features", 0) or 0),
         num_parameters=int(sum(v.numel() for v in state.values())),
-        sha256=sha,
+        sha256=hashlib.sha256(weights).hexdigest(),
         hsizoo_version=_hsizoo_version(),
         torch_version=torch.__version__.split("+")[0],
     )
@@ -654,9 +662,14 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
                                 "the model, %r", k, user[k], computed.get(k))
     out = {**computed, **{k: v for k, v in user.items() if k not in computed}}
     text = json.dumps(out, indent=2, default=_jsonable, sort_keys=False) + "\n"
-    _atomic_write(folder / CONFIG_NAME, text.encode("utf-8"))
-    _atomic_write(folder / CARD_NAME, render_model_card(json.loads(text)).encode("utf-8"))
-    _logger.info("saved %s (%s, sha256 %s) to %s", arch, WEIGHTS_NAME, sha[:12], folder)
+    # The folder is written whole beside the target and swapped in at once: a process killed at
+    # any point leaves either the previous model or the new one, never a mix (no "tampered").
+    with atomic_folder(folder, may_replace=lambda f: overwrite or not _holds_model(f)) as new:
+        (new / WEIGHTS_NAME).write_bytes(weights)
+        (new / CONFIG_NAME).write_text(text, encoding="utf-8")
+        (new / CARD_NAME).write_text(render_model_card(json.loads(text)), encoding="utf-8")
+    _logger.info("saved %s (%s, sha256 %s) to %s", arch, WEIGHTS_NAME, computed["sha256"][:12],
+                 folder)
     return folder
 
 

@@ -1,0 +1,327 @@
+"""Faults a careful user meets (issue 13): full disks, killed processes, bad output locations.
+
+Outputs are written by one atomic writer (hsizoo.io.atomic); every output location is checked
+before the work starts and again at the swap. Disk-full cases inject the write failure.
+Rerun with ``python -m pytest -q tests/test_reliability.py``.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest_io import CRS, make_cube, make_wavelengths, transform, write_geotiff
+
+from hsizoo.io import atomic, open_class_map_writer, read_scene, save_quicklook, write_class_map
+from hsizoo.io.atomic import OutputConflictError, OutputError, check_output, write_atomic
+
+NAMES = ["water", "trees", "asphalt"]
+RASTER_SUFFIXES = (".tif", ".tiff", ".png", ".img", ".dat", ".hdr", ".safetensors", ".json")
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def _full_disk(path):
+    return SimpleNamespace(total=10 * 2**30, used=10 * 2**30, free=0)
+
+
+def _no_space(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+# ------------------------------------------------------------------ 1. one atomic writer
+
+
+def test_a_killed_predict_leaves_no_file_that_opens_as_a_map(tmp_path) -> None:
+    """The partial map is hidden and does not end in .tif: nothing a user opens looks finished."""
+    out = open_class_map_writer(tmp_path / "map.tif", 20, 20, crs=CRS, transform=transform(),
+                                class_names=NAMES)
+    out.write((0, 0), np.ones((20, 20), dtype=np.uint8))
+    out._ds.close()  # as far as a process killed here gets: the data is on disk, no rename
+    names = [p.name for p in tmp_path.iterdir()]
+    assert len(names) == 1 and names[0].startswith(".map.tif.hsizoo-partial-")
+    assert not names[0].lower().endswith(RASTER_SUFFIXES)
+    assert list(tmp_path.glob("*.tif")) == [] and not (tmp_path / "map.tif").exists()
+    out.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_partial(tmp_path) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("previous")
+
+    def half_then_full(p: Path) -> None:
+        p.write_bytes(b"half")
+        _no_space()
+
+    with pytest.raises(OutputError, match="unchanged.*free space"):
+        write_atomic(target, half_then_full, overwrite=True)
+    assert target.read_text() == "previous" and _hidden(tmp_path) == []
+
+
+def test_a_short_write_is_caught_by_its_size(tmp_path, monkeypatch) -> None:
+    """A write that reports success but leaves fewer bytes (what a full disk can do to buffered
+    writers) is caught before the rename."""
+    target = tmp_path / "blob.bin"
+    target.write_bytes(b"old")
+    real = atomic.fsync_path
+
+    def truncate_then_sync(p: Path) -> None:
+        if p.is_file():
+            os.truncate(p, 3)
+        real(p)
+
+    monkeypatch.setattr(atomic, "fsync_path", truncate_then_sync)
+    with pytest.raises(OutputError, match="3 bytes of 10"):
+        write_atomic(target, b"0123456789", overwrite=True)
+    assert target.read_bytes() == b"old" and _hidden(tmp_path) == []
+
+
+@pytest.fixture
+def scene(tmp_path):
+    (tmp_path / "scene").mkdir()
+    cube = make_cube(12, 10, 6).astype(np.float32)
+    return read_scene(write_geotiff(tmp_path / "scene" / "s.tif", cube,
+                                    descriptions=[f"{w} nm" for w in make_wavelengths(6)]))
+
+
+def test_a_full_disk_during_the_quicklook_is_a_clear_error_and_keeps_the_old_png(
+        tmp_path, scene, monkeypatch) -> None:
+    from matplotlib.figure import Figure
+
+    png = tmp_path / "q.png"
+    save_quicklook(png, scene, np.ones(scene.shape[:2], int))
+    before = png.read_bytes()
+
+    def savefig_then_full(self, fname, **kw):
+        Path(fname).write_bytes(b"\x89PNG\r\n\x1a\n half")
+        _no_space()
+
+    monkeypatch.setattr(Figure, "savefig", savefig_then_full)
+    with pytest.raises(OutputError, match=r"Writing .*q\.png failed.*No space left.*unchanged"):
+        save_quicklook(png, scene, np.ones(scene.shape[:2], int) * 2)
+    assert png.read_bytes() == before and _hidden(tmp_path) == []
+
+
+def _saved_model(folder: Path, num_classes: int):
+    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._factory import create_model
+
+    model = create_model("s2former_test", num_classes=num_classes).eval()
+    save_pretrained(model, folder, config={"loss_curve": "loss_curve.png"})
+    return model
+
+
+def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(tmp_path) -> None:
+    """The new model is written as a hidden sibling folder and swapped in whole: a process
+    killed after writing the weights (here with os._exit, no cleanup) changes nothing."""
+    from hsizoo.models._hub import verify_folder
+
+    folder = tmp_path / "model"
+    _saved_model(folder, 3)
+    (folder / "loss_curve.png").write_bytes(b"\x89PNG curve")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    script = textwrap.dedent(f"""
+        import os
+        import hsizoo.models._card as card
+        from hsizoo.models._hub import save_pretrained
+        from hsizoo.models._factory import create_model
+
+        def killed(cfg):  # after model.safetensors and config.json are written
+            os._exit(9)
+
+        card.render_model_card = killed
+        save_pretrained(create_model("s2former_test", num_classes=5), {str(folder)!r},
+                        overwrite=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert verify_folder(folder)["num_classes"] == 3
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "model"]
+    assert all(n.startswith(".model.hsizoo-partial-") for n in leftovers) and leftovers
+
+
+def test_a_model_folder_is_replaced_as_a_whole_and_keeps_other_files(tmp_path) -> None:
+    from hsizoo.models._hub import file_sha256, save_pretrained, verify_folder
+    from hsizoo.models._factory import create_model
+
+    folder = tmp_path / "model"
+    _saved_model(folder, 3)
+    (folder / "loss_curve.png").write_bytes(b"curve")
+    inode = folder.stat().st_ino
+    save_pretrained(create_model("s2former_test", num_classes=5), folder, overwrite=True)
+    assert folder.stat().st_ino != inode  # a new folder was swapped in, not files rewritten
+    cfg = verify_folder(folder)
+    assert cfg["num_classes"] == 5 and cfg["sha256"] == file_sha256(folder / "model.safetensors")
+    assert (folder / "loss_curve.png").read_bytes() == b"curve"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_model_folders_and_quicklooks_honour_the_umask(tmp_path, scene) -> None:
+    old = os.umask(0o027)
+    try:
+        _saved_model(tmp_path / "m", 3)
+        save_quicklook(tmp_path / "q.png", scene)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o750
+    assert (tmp_path / "m" / "config.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "q.png").stat().st_mode & 0o777 == 0o640
+
+
+# ------------------------------------------------------------------ 2. outputs checked first
+
+
+def test_output_locations_are_checked_with_clear_messages(tmp_path, monkeypatch) -> None:
+    (tmp_path / "old.tif").write_bytes(b"x")
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        check_output(tmp_path / "old.tif", overwrite=False, option="--out")
+    assert check_output(tmp_path / "old.tif", overwrite=True) == tmp_path / "old.tif"
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        check_output(tmp_path / "adir", overwrite=True)
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder"):
+        check_output(tmp_path / "old.tif", overwrite=True, folder=True)
+    with pytest.raises(FileNotFoundError, match="does not exist .*create it first"):
+        check_output(tmp_path / "nope" / "m.tif", overwrite=False)
+    assert check_output(tmp_path / "a" / "b", overwrite=False, folder=True, create_parents=True)
+
+    def read_only(folder):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(atomic, "_probe", read_only)
+    with pytest.raises(OutputError, match="not writable .*Read-only file system"):
+        check_output(tmp_path / "m.tif", overwrite=False)
+
+
+def test_too_little_free_space_is_refused_before_the_work(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(atomic.shutil, "disk_usage", _full_disk)
+    with pytest.raises(OutputError, match=r"Not enough free space .*needs about 51\.0 MB and "
+                                          r".* has 0\.0 MB free; free some space"):
+        check_output(tmp_path / "m.tif", overwrite=False, estimated_bytes=50 * 2**20)
+    with pytest.raises(OutputError, match="Not enough free space"):
+        write_class_map(tmp_path / "m.tif", np.ones((4000, 4000), int), crs=None,
+                        transform=None, class_names=NAMES)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cli_files(tmp_path: Path) -> tuple[str, str]:
+    cube = make_cube(12, 10, 6).astype(np.float32)
+    scene = write_geotiff(tmp_path / "scene.tif", cube,
+                          descriptions=[f"{w} nm" for w in make_wavelengths(6)])
+    labels = np.zeros((12, 10), dtype=np.int64)
+    labels[:6], labels[6:] = 1, 2
+    np.save(tmp_path / "labels.npy", labels)
+    return str(scene), str(tmp_path / "labels.npy")
+
+
+@pytest.mark.parametrize("case", ["read-only folder", "out is a folder", "model is a file",
+                                  "no space", "same file twice"])
+def test_cli_finetune_refuses_bad_outputs_before_training(tmp_path, monkeypatch, capsys,
+                                                          case) -> None:
+    import re
+
+    import hsizoo.finetune  # noqa: F401 (the package whose finetune is replaced)
+    from hsizoo.cli import main
+
+    def training(*_a, **_k):
+        raise AssertionError("training started before the outputs were checked")
+
+    monkeypatch.setattr(sys.modules["hsizoo.finetune"], "finetune", training)
+    scene, labels = _cli_files(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["finetune", scene, labels, "--out", str(out / "map.tif"), "--model", "s2former_test",
+            "--quiet", "--overwrite"]
+    if case == "read-only folder":
+        monkeypatch.setattr(atomic, "_probe", lambda f: (_ for _ in ()).throw(
+            PermissionError(errno.EACCES, "Permission denied")))
+        want = "--out .*not writable"
+    elif case == "out is a folder":
+        argv[argv.index("--out") + 1] = str(out)
+        want = "--out .* is a folder, not a file"
+    elif case == "model is a file":
+        (tmp_path / "model.bin").write_bytes(b"x")
+        argv += ["--save-model", str(tmp_path / "model.bin")]
+        want = "is a file, not a folder"
+    elif case == "no space":
+        monkeypatch.setattr(atomic.shutil, "disk_usage", _full_disk)
+        want = "Not enough free space for --out"
+    else:
+        argv += ["--confidence", str(out / "map.tif")]
+        want = "--confidence and --out both name"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "hsizoo finetune: error:" in err and "Traceback" not in err
+    assert re.search(want, err), err
+
+
+def test_cli_predict_checks_outputs_before_loading_the_model(tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    import hsizoo.finetune.result as result
+    from hsizoo.cli import main
+
+    def load(*_a, **_k):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(result, "load_finetuned", load)
+    scene, _ = _cli_files(tmp_path)
+    (tmp_path / "adir").mkdir()
+    assert main(["predict", str(tmp_path), scene, "--out", str(tmp_path / "adir"),
+                 "--overwrite", "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_a_map_that_appears_during_the_run_is_not_replaced(tmp_path) -> None:
+    """Another process creates the target while the map is written: it is left untouched and
+    the new map is kept under a clearly named file that the error names."""
+    import rasterio
+
+    target = tmp_path / "map.tif"
+    with pytest.raises(OutputConflictError, match=r"appeared while .*map\.hsizoo-new\.tif"):
+        with open_class_map_writer(target, 8, 8, crs=CRS, transform=transform(),
+                                   class_names=NAMES) as out:
+            out.write((0, 0), np.full((8, 8), 2, dtype=np.uint8))
+            target.write_bytes(b"another process's file")
+    assert target.read_bytes() == b"another process's file"
+    with rasterio.open(tmp_path / "map.hsizoo-new.tif") as ds:
+        assert (ds.read(1) == 2).all()
+    assert _hidden(tmp_path) == []
+    # With overwrite the newcomer is replaced, as asked.
+    with open_class_map_writer(tmp_path / "b.tif", 8, 8, crs=CRS, transform=transform(),
+                               class_names=NAMES, overwrite=True) as out:
+        out.write((0, 0), np.full((8, 8), 3, dtype=np.uint8))
+        (tmp_path / "b.tif").write_bytes(b"x")
+    with rasterio.open(tmp_path / "b.tif") as ds:
+        assert (ds.read(1) == 3).all()
+
+
+def test_a_model_folder_filled_during_the_save_is_not_replaced(tmp_path, monkeypatch) -> None:
+    from hsizoo.models import _card
+    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._factory import create_model
+
+    folder = tmp_path / "model"
+    real = _card.render_model_card
+
+    def meanwhile(cfg):  # another process saves a model into the same folder
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"theirs": True}))
+        return real(cfg)
+
+    monkeypatch.setattr(_card, "render_model_card", meanwhile)
+    with pytest.raises(OutputConflictError, match="filled by another process"):
+        save_pretrained(create_model("s2former_test", num_classes=3), folder)
+    assert [p.name for p in folder.iterdir()] == ["config.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
