@@ -67,6 +67,12 @@ class HubServer:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.requests: list[tuple[str, str]] = []
+        #: Faults, by file name in the repository: GET answers these bytes instead of the file's
+        #: (the headers still describe the real file, as a corrupting proxy would)...
+        self.wrong_bytes: dict[str, bytes] = {}
+        #: ...or sends this many bytes of the body and then drops the connection (a resumed
+        #: request, with a Range header, is dropped before its first byte).
+        self.drop_after: dict[str, int] = {}
         self._lock = threading.Lock()
         handler = type("_BoundHandler", (_Handler,), {"hub": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -214,8 +220,22 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 206, data[start:end + 1]
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
         headers["Content-Length"] = str(len(body))
+        if not head and filename in self.hub.drop_after:
+            return self._drop(status, headers, body[:0 if rng else self.hub.drop_after[filename]])
+        if not head and filename in self.hub.wrong_bytes:
+            body = self.hub.wrong_bytes[filename]
         self._send(status, headers, body, head=head)
         return None
+
+    def _drop(self, status: int, headers: dict[str, str], part: bytes) -> None:
+        """Announce the whole body, send only ``part``, and close the connection."""
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(part)
+        self.wfile.flush()
+        self.close_connection = True
 
     def _repo_info(self, rest: str, head: bool) -> None:
         parts = rest.strip("/").split("/")

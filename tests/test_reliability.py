@@ -325,3 +325,82 @@ def test_a_model_folder_filled_during_the_save_is_not_replaced(tmp_path, monkeyp
         save_pretrained(create_model("s2former_test", num_classes=3), folder)
     assert [p.name for p in folder.iterdir()] == ["config.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+# ------------------------------------------------------------------ 3. Hub faults
+
+HUB_REPO = "hsizoo-test/s2former_test.faults"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    from hub_server import HubServer, point_huggingface_hub_at
+
+    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
+    server = HubServer(tmp_path / "hub").start()
+    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
+    yield server
+    server.stop()
+
+
+def _published(hub, tmp_path: Path):
+    """A 3-class s2former_test saved and published; returns (model, its pretrained config)."""
+    import shutil
+
+    folder = tmp_path / "saved"
+    model = _saved_model(folder, 3)
+    shutil.copytree(folder, hub.repo_dir(HUB_REPO))
+    sha = json.loads((folder / "config.json").read_text())["sha256"]
+    return model, dict(hf_hub_id=HUB_REPO, sha256=sha, hf_hub_revision=None)
+
+
+def _same_weights(a, b) -> bool:
+    import torch
+
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                  b.state_dict().values()))
+
+
+def test_a_download_refused_for_wrong_bytes_leaves_the_cache_and_a_retry_succeeds(
+        hub, tmp_path) -> None:
+    from hsizoo.models._factory import create_model
+    from hsizoo.models._hub import CheckpointError
+
+    model, cfg = _published(hub, tmp_path)
+    good = (hub.repo_dir(HUB_REPO) / "model.safetensors").read_bytes()
+    bad = bytearray(good)
+    bad[-3:] = bytes(b ^ 0xFF for b in bad[-3:])
+    hub.wrong_bytes["model.safetensors"] = bytes(bad)  # same size and headers, other bytes
+    with pytest.raises(CheckpointError, match="checksum mismatch") as err:
+        create_model("s2former_test", pretrained=True, num_classes=3, pretrained_cfg_overlay=cfg)
+    assert "removed from the Hugging Face cache" in str(err.value)
+    assert list((tmp_path / "hf-cache").rglob("model.safetensors")) == []
+    assert [p for p in (tmp_path / "hf-cache").rglob("blobs/*") if p.stat().st_size == len(good)
+            ] == []
+    hub.wrong_bytes.clear()  # the server is healthy again: the retry downloads afresh
+    loaded = create_model("s2former_test", pretrained=True, num_classes=3,
+                          pretrained_cfg_overlay=cfg)
+    assert _same_weights(model, loaded)
+
+
+def test_a_connection_dropped_mid_body_is_one_clear_error(hub, tmp_path, monkeypatch) -> None:
+    import huggingface_hub.file_download as fd
+
+    from hsizoo.models._factory import create_model
+    from hsizoo.models._hub import CheckpointError
+
+    model, cfg = _published(hub, tmp_path)
+    monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # huggingface_hub's retry pauses
+    hub.drop_after["model.safetensors"] = 100
+    with pytest.raises(CheckpointError) as err:
+        create_model("s2former_test", pretrained=True, num_classes=3, pretrained_cfg_overlay=cfg)
+    msg = str(err.value)
+    assert HUB_REPO in msg and str(tmp_path / "hf-cache") in msg
+    assert f"({HUB_REPO}) could not be downloaded. Tried, in order:" in msg
+    assert "connection broke off" in msg and "RemoteProtocolError" in msg
+    assert "retry" in msg and "\n  - " in msg  # one message listing every place tried
+    assert sum(1 for r in hub.requests if r[0] == "GET" and r[1].endswith("model.safetensors")) > 1
+    hub.drop_after.clear()
+    loaded = create_model("s2former_test", pretrained=True, num_classes=3,
+                          pretrained_cfg_overlay=cfg)
+    assert _same_weights(model, loaded)

@@ -241,13 +241,61 @@ def _try_hub(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
                       f"({_first_line(e.__cause__ or e)})")
     except (hf_errors.HfHubHTTPError, OSError, ValueError) as e:
         return None, f"{where}: {type(e).__name__}: {_first_line(e)}"
+    except Exception as e:
+        if not _is_transport_error(e):
+            raise
+        # A connection dropped mid-body, refused or timed out, after huggingface_hub's own
+        # retries: the HTTP client's exception (httpx, requests) becomes one line of the error.
+        return None, (f"{where}: {_BROKE_OFF} while downloading {WEIGHTS_NAME} "
+                      f"({type(e).__name__}: {_first_line(e)}); check the network and retry (the "
+                      "partial download in the cache is resumed), or set HF_HUB_OFFLINE=1 and "
+                      "use a local copy")
     # config.json carries the recorded sha256 and the provenance; a repository without one is
     # still loadable (the pretrained config's sha256 is then the only check).
     try:
         hf_hub_download(repo_id, CONFIG_NAME, **kw)
-    except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, OSError, ValueError) as e:
+    except Exception as e:
+        if not (isinstance(e, (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError,
+                               OSError, ValueError)) or _is_transport_error(e)):
+            raise
         _logger.debug("no %s for %s@%s: %s", CONFIG_NAME, repo_id, rev, _first_line(e))
     return path, where
+
+
+_BROKE_OFF = "the connection broke off"
+
+
+def _is_transport_error(e: BaseException) -> bool:
+    """A network error of the HTTP client huggingface_hub uses (httpx, its fork, or requests)."""
+    root = type(e).__module__.split(".", 1)[0]
+    return isinstance(e, (ConnectionError, TimeoutError)) or root in (
+        "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3", "h11")
+
+
+def _evict_from_cache(path: Path) -> str:
+    """Remove a refused download (and the config.json beside it) from the Hugging Face cache.
+
+    Otherwise huggingface_hub would answer every retry with the same bad file, even after the
+    server is healthy. Only files inside the cache are touched.
+
+    Returns:
+        A note for the error message.
+    """
+    from huggingface_hub import constants
+
+    cache = Path(constants.HF_HUB_CACHE).resolve()
+    removed = False
+    for link in (path, path.parent / CONFIG_NAME):
+        blob = link.resolve()
+        if cache in blob.parents and cache in link.absolute().parents:
+            for p in dict.fromkeys((link, blob)):
+                try:
+                    p.unlink(missing_ok=True)
+                    removed = True
+                except OSError as e:
+                    _logger.warning("could not remove %s from the cache: %s", p, e)
+    return ("; it was removed from the Hugging Face cache, so the next try downloads it again"
+            if removed else "")
 
 
 def _first_line(e: BaseException) -> str:
@@ -329,12 +377,13 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
             sha, cfg = _check_candidate(path, expected)
         except _Rejected as e:
             checksum_failed |= e.checksum
-            tried.append(f"{why}: {e}")
+            tried.append(f"{why}: {e}{_evict_from_cache(path)}")
         else:
             return ResolvedCheckpoint(path, "hub", sha, cfg, tried)
 
     cls = CheckpointError if checksum_failed else CheckpointNotFoundError
-    head = "refused" if checksum_failed else "not found"
+    head = ("refused" if checksum_failed else "could not be downloaded"
+            if _BROKE_OFF in tried[-1] else "not found")
     raise cls(f"Checkpoint for {name} ({hub_id}) {head}. Tried, in order:\n  - "
               + "\n  - ".join(tried) + f"\n{_HELP}")
 
