@@ -191,7 +191,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             scene = replace(scene, labels=labels)
     train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
     dev = resolve_device(device)
-    net, weights = build_model(model, pretrained, checkpoint_path, K, **(model_kwargs or {}))
+    net, weights = build_model(model, pretrained, checkpoint_path, K, scene.sensor,
+                               **(model_kwargs or {}))
     net = net.to(dev)
     coverage = check_coverage(net, wl)
     P = net.patch_size

@@ -11,7 +11,8 @@ import torch.nn as nn
 
 from ..spectral import canonical_resampler, resolve_wavelengths
 
-__all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "prepare_labels"]
+__all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "pick_checkpoint",
+           "prepare_labels"]
 
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
@@ -182,9 +183,45 @@ def check_coverage(model: nn.Module, wavelengths: np.ndarray) -> dict[str, float
     return info
 
 
+def pick_checkpoint(arch: str, sensor: str | None) -> tuple[str, str]:
+    """The published weights of ``arch`` that suit a scene: (``arch.tag``, why).
+
+    Weights pretrained on the scene's own sensor come first (in-domain pretraining probes and
+    fine-tunes best where it exists); otherwise the architecture's default weights (timm's
+    choice for ``create_model(arch, pretrained=True)``, the sensor-agnostic ones).
+
+    Raises:
+        ValueError: ``arch`` has no published weights.
+    """
+    from timm.models import get_pretrained_cfg
+
+    from ..models._factory import list_pretrained
+
+    tags = list_pretrained(arch + ".*")
+    if not tags:
+        raise ValueError(f"{arch} has no pretrained weights yet (registered: "
+                         f"{', '.join(list_pretrained()) or 'none'}).")
+    if sensor:
+        for tag in tags:
+            cfg = get_pretrained_cfg(tag)
+            if cfg is not None and getattr(cfg, "sensor", None) == sensor:
+                return tag, f"pretrained on this scene's sensor ({sensor})"
+    default = get_pretrained_cfg(arch)
+    if default is not None and f"{arch}.{default.tag}" in tags:
+        return f"{arch}.{default.tag}", "the architecture's default weights" + (
+            f" (none pretrained on {sensor})" if sensor else "")
+    return tags[0], "the first published weights"
+
+
 def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
-                 num_classes: int, **model_kwargs: Any) -> tuple[nn.Module, str]:
-    """Create the backbone; returns (model, description of the weights used)."""
+                num_classes: int, sensor: str | None = None, **model_kwargs: Any
+                ) -> tuple[nn.Module, str]:
+    """Create the backbone; returns (model, description of the weights used).
+
+    A bare architecture name with ``pretrained`` None or True gets the published weights that
+    suit the scene (:func:`pick_checkpoint`, from the scene's ``sensor``); ``arch.tag`` gets
+    exactly those weights.
+    """
     from ..models._factory import create_model, list_pretrained
 
     if checkpoint_path is not None:
@@ -194,24 +231,21 @@ def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
     if pretrained is False:
         return create_model(name, num_classes=num_classes, **model_kwargs), "random init"
     arch = name.split(".")[0]
-    tags = [name] if "." in name else list_pretrained(arch + ".*")
-    if not tags:
-        msg = (f"{arch} has no pretrained weights yet (registered: "
-               f"{', '.join(list_pretrained()) or 'none'}).")
+    if "." in name:
+        if name not in list_pretrained():
+            raise ValueError(f"{name} has no pretrained weights (registered: "
+                             f"{', '.join(list_pretrained()) or 'none'}).")
+        return create_model(name, pretrained=True, num_classes=num_classes, **model_kwargs), name
+    try:
+        tag, why = pick_checkpoint(arch, sensor)
+    except ValueError as e:
         if pretrained is True:
-            raise ValueError(msg + " Pass pretrained=False (CLI: --no-pretrained) to fine-tune "
-                             "from a random initialisation, or checkpoint_path= your own weights.")
-        warnings.warn(msg + " Fine-tuning from a random initialisation; accuracy will be lower. "
+            raise ValueError(f"{e} Pass pretrained=False (CLI: --no-pretrained) to fine-tune "
+                             "from a random initialisation, or checkpoint_path= your own "
+                             "weights.") from None
+        warnings.warn(f"{e} Fine-tuning from a random initialisation; accuracy will be lower. "
                       "Pass pretrained=False to silence this.", UserWarning, stacklevel=3)
         return create_model(arch, num_classes=num_classes, **model_kwargs), "random init"
-    tag = tags[0]
-    if "." not in name:
-        # The architecture's default weights, as timm.create_model(arch, pretrained=True) picks.
-        from timm.models import get_pretrained_cfg
-
-        default = get_pretrained_cfg(arch)
-        if default is not None and f"{arch}.{default.tag}" in tags:
-            tag = f"{arch}.{default.tag}"
     m = create_model(tag, pretrained=True, num_classes=num_classes, **model_kwargs)
-    return m, tag
+    return m, f"{tag} ({why})"
 
