@@ -136,6 +136,12 @@ def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
     base = {r["seed"]: r["oa"]["linear"] for r in records if r["random_init"] for r in r["runs"]}
     diff = np.mean([mine[s] - base[s] for s in (0, 1)])
     assert f"{diff:+.1f}" in row
+    from hsizoo.bench.probe_run import probe_rows
+
+    card = probe_rows(records, str(folder))
+    assert len(card) == 1 and card[0]["shots"] == 5 and card[0]["seeds"] == 2
+    assert card[0]["linear gain (paired)"] == pytest.approx(diff, abs=0.051)
+    assert probe_rows(records, "s2former_test") == []  # random init rows are the baseline
     import dataclasses
 
     unlabelled = dataclasses.replace(scene, labels=None)

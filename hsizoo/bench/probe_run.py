@@ -21,7 +21,7 @@ import numpy as np
 
 from .probe import PROBES, embed_scene, load_backbone, probe_features
 
-__all__ = ["SCHEMA", "load_probe_results", "probe_table", "run_probe_benchmark"]
+__all__ = ["SCHEMA", "load_probe_results", "probe_rows", "probe_table", "run_probe_benchmark"]
 
 SCHEMA = "hsizoo.bench.probe/1"
 
@@ -143,3 +143,27 @@ def probe_table(records: Sequence[dict[str, Any]], scene: str, shots: int = 5,
     n = len(recs[0]["seeds"])
     return (f"**{scene}**, {shots} shots per class, {n} seeds; overall accuracy (%) of read-outs "
             "fitted on the shots of frozen features.\n\n" + "\n".join(lines) + "\n")
+
+
+def probe_rows(records: Sequence[dict[str, Any]], backbone: str) -> list[dict[str, Any]]:
+    """Card rows for one published backbone: per scene and shot count, each read-out's mean OA
+    and the linear probe's paired difference to random initialisation of the architecture."""
+    rows = []
+    for r in records:
+        if r["backbone"] != backbone or r["random_init"]:
+            continue
+        base = next((b for b in records if b["random_init"] and b["scene"] == r["scene"]
+                     and b["architecture"] == r["architecture"]), None)
+        for k in r["shots"]:
+            row: dict[str, Any] = {"scene": r["scene"], "shots": k,
+                                   "seeds": len(_scores(r, k, "linear"))}
+            for p in PROBES:
+                row[p] = round(float(np.mean(list(_scores(r, k, p).values()))), 1)
+            if base is not None and k in base["shots"]:
+                mine, theirs = _scores(r, k, "linear"), _scores(base, k, "linear")
+                common = sorted(set(mine) & set(theirs))
+                row["linear, random init"] = round(float(np.mean([theirs[s] for s in common])), 1)
+                row["linear gain (paired)"] = round(float(np.mean(
+                    [mine[s] - theirs[s] for s in common])), 1)
+            rows.append(row)
+    return rows
