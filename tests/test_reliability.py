@@ -404,3 +404,94 @@ def test_a_connection_dropped_mid_body_is_one_clear_error(hub, tmp_path, monkeyp
     loaded = create_model("s2former_test", pretrained=True, num_classes=3,
                           pretrained_cfg_overlay=cfg)
     assert _same_weights(model, loaded)
+
+
+# ------------------------------------------------------------------ 4. readers
+
+
+def _tags(values, unit):
+    return [{"wavelength": f"{v:.6f}", "wavelength_units": unit} for v in values]
+
+
+@pytest.mark.parametrize("unit,convert", [
+    ("Nanometers", lambda nm: nm), ("Micrometers", lambda nm: nm / 1000),
+    ("um", lambda nm: nm / 1000), ("Wavenumber", lambda nm: 1e7 / nm),
+    ("cm-1", lambda nm: 1e7 / nm)])
+def test_wavelength_units_are_converted_to_nm(tmp_path, unit, convert) -> None:
+    wl = make_wavelengths(6)
+    path = write_geotiff(tmp_path / "s.tif", make_cube(), band_tags=_tags(convert(wl), unit))
+    np.testing.assert_allclose(read_scene(path).wavelengths, wl, rtol=1e-6)
+
+
+def test_an_envi_header_in_wavenumbers_is_read_in_nm(tmp_path) -> None:
+    from conftest_io import write_envi
+
+    wl = make_wavelengths(6)
+    hdr, _ = write_envi(tmp_path / "scene", make_cube(), 1e7 / wl[::-1], units="Wavenumber")
+    # The bands were stored by increasing wavenumber, i.e. decreasing wavelength: refused with
+    # the reason, not read as 10,000-22,000 nm.
+    with pytest.raises(ValueError, match="strictly increasing.*Sort the bands"):
+        read_scene(hdr)
+    hdr, _ = write_envi(tmp_path / "ok", make_cube(), 1e7 / wl, units="Wavenumber")
+    # the header keeps 6 significant digits of each wavenumber: 0.01 nm here
+    np.testing.assert_allclose(read_scene(hdr).wavelengths, wl, atol=0.01)
+
+
+@pytest.mark.parametrize("unit", ["Index", "GHz", "furlongs"])
+def test_an_unknown_wavelength_unit_is_refused_listing_the_known_ones(tmp_path, unit) -> None:
+    wl = make_wavelengths(6)
+    path = write_geotiff(tmp_path / "s.tif", make_cube(), band_tags=_tags(wl, unit))
+    with pytest.raises(ValueError, match=rf"unit '{unit}' is not one hsizoo knows \(Nanometers "
+                                         r"\(nm\), Micrometers .*Wavenumber.*wavelengths="):
+        read_scene(path)
+    # Wavelengths given by the caller win over the file's metadata, unit and all.
+    np.testing.assert_array_equal(read_scene(path, wavelengths=wl).wavelengths, wl)
+
+
+def test_nm_labelled_micrometres_are_refused_as_not_physical(tmp_path) -> None:
+    path = write_geotiff(tmp_path / "s.tif", make_cube(),
+                         band_tags=_tags(make_wavelengths(6), "Micrometers"))
+    with pytest.raises(ValueError, match="not physical band centres"):
+        read_scene(path)
+
+
+def test_a_wavelength_list_of_the_wrong_length_says_so(tmp_path) -> None:
+    from conftest_io import envi_list, write_mat_v5
+
+    wl = make_wavelengths(6)
+    path = write_geotiff(tmp_path / "s.tif", make_cube(), envi={
+        "wavelength": envi_list(wl[:5]), "wavelength_units": "Nanometers"})
+    with pytest.raises(ValueError, match=r"wavelength list in .*s\.tif \(ENVI metadata domain\) "
+                                         r"has 5 values but the file has 6 bands"):
+        read_scene(path)
+    with pytest.warns(UserWarning, match="has 5 values.*using the sensor preset"):
+        with pytest.raises(ValueError, match="preset"):  # the preset has 200 bands, not 6
+            read_scene(path, sensor="aviris_indian_pines")
+    mat = write_mat_v5(tmp_path / "s.mat", {"cube": make_cube().astype(np.float32),
+                                           "wavelength": wl[:4]})
+    with pytest.raises(ValueError, match="variable 'wavelength'.* has 4 values but the file has "
+                                         "6 bands"):
+        read_scene(mat)
+
+
+def test_a_bands_first_cube_gets_a_hint_about_axis_order(tmp_path) -> None:
+    from conftest_io import write_mat_v5
+
+    from hsizoo.finetune.inputs import as_scene
+    from hsizoo.io import Scene
+
+    wl = make_wavelengths(6)
+    bhw = np.moveaxis(make_cube(40, 50, 6).astype(np.float32), 2, 0)  # (6, 40, 50)
+    hint = r"shape \(6, 40, 50\): its first axis looks like the bands.*np\.moveaxis\(cube, 0, -1\)"
+    with pytest.raises(ValueError, match=hint):
+        as_scene(bhw, wl, None)
+    with pytest.raises(ValueError, match=hint):
+        as_scene(bhw, None, None)  # no band count known: the first axis is much the smallest
+    with pytest.raises(ValueError, match=hint):
+        Scene(cube=bhw, wavelengths=wl)
+    with pytest.raises(ValueError, match=hint):
+        read_scene(write_mat_v5(tmp_path / "b.mat", {"cube": bhw, "wavelength": wl}))
+    # An (H, W, B) cube with the wrong wavelengths gets no such hint.
+    with pytest.raises(ValueError) as err:
+        as_scene(np.moveaxis(bhw, 0, -1), wl[:5], None)
+    assert "moveaxis" not in str(err.value)

@@ -18,6 +18,7 @@ __all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "pick_
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
     """A Scene from a Scene, a raster / .mat path, or an (H, W, B) array with its wavelengths."""
     from ..io import Scene, read_scene
+    from ..io.scene import axis_order_hint
 
     if isinstance(scene_or_cube, Scene):
         if wavelengths is not None:
@@ -29,8 +30,27 @@ def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: st
     if cube.ndim != 3:
         raise ValueError(f"Expected a Scene, a file path or an (H, W, bands) cube; got an array of "
                          f"shape {cube.shape}.")
-    wl = resolve_wavelengths(wavelengths, sensor, num_bands=cube.shape[2])
+    try:
+        wl = resolve_wavelengths(wavelengths, sensor, num_bands=cube.shape[2])
+    except ValueError as err:
+        known = (len(wavelengths) if wavelengths is not None else _preset_bands(sensor))
+        hint = axis_order_hint(cube.shape, known)
+        if hint:
+            raise ValueError(f"{err}{hint}") from err
+        raise
     return Scene(cube=cube.astype(np.float32, copy=False), wavelengths=wl, sensor=sensor)
+
+
+def _preset_bands(sensor: str | None) -> int | None:
+    """Band count of a sensor preset, or None (unknown preset or none named)."""
+    if sensor is None:
+        return None
+    from ..sensors import get_sensor
+
+    try:
+        return len(get_sensor(sensor).wavelengths)
+    except (KeyError, ValueError):
+        return None
 
 
 #: Largest class id: class maps are written as uint16 GeoTIFFs.

@@ -11,9 +11,11 @@ reader looks for them in every place a file is known to keep them, in this order
 5. for .mat files, a 1-D variable named ``wavelength(s)``/``wl`` of one value per band;
 6. the ``sensor=`` preset of :mod:`hsizoo.sensors`.
 
-Values are normalised to nanometres: an explicit unit wins; without one, values below 30 are taken
-as micrometres. A scene whose wavelengths cannot be found is refused with a message saying where
-the reader looked and how to supply them.
+Values are normalised to nanometres: an explicit unit wins (lengths are scaled, wavenumbers in
+cm-1 become 1e7 / value nm, a unit that is neither is refused with the list of known ones);
+without one (or "Unknown"), values below 30 are taken as micrometres. A scene whose wavelengths
+cannot be found is refused with a message saying where the reader looked and how to supply them;
+a metadata list of the wrong length is refused as such.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .scene import Scene
+from .scene import Scene, axis_order_hint
 from .windows import WindowBlock, check_empty, plan_windows
 
 _RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw",
@@ -35,6 +37,19 @@ _ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw", ".env
 _UNIT_NM = {"nm", "nanometer", "nanometers", "nanometre", "nanometres", "nanometers(nm)"}
 _UNIT_UM = {"um", "µm", "μm", "micrometer", "micrometers", "micrometre", "micrometres", "micron",
             "microns", "micro-meters"}
+# Lengths, as multipliers to nm. ENVI's "wavelength units" names most of them.
+_UNIT_LENGTH = {"mm": 1e6, "millimeter": 1e6, "millimeters": 1e6, "millimetre": 1e6,
+                "millimetres": 1e6, "cm": 1e7, "centimeter": 1e7, "centimeters": 1e7,
+                "centimetre": 1e7, "centimetres": 1e7, "m": 1e9, "meter": 1e9, "meters": 1e9,
+                "metre": 1e9, "metres": 1e9, "angstrom": 0.1, "angstroms": 0.1, "å": 0.1}
+# Wavenumbers in cm-1: wavelength (nm) = 1e7 / wavenumber.
+_UNIT_WAVENUMBER = {"wavenumber", "wavenumbers", "cm-1", "cm^-1", "cm⁻¹", "1/cm", "/cm",
+                    "inversecentimeters", "wavenumber(cm-1)", "wavenumbers(cm-1)"}
+# An explicit "no unit": the magnitude rule applies, as without one.
+_UNIT_ABSENT = {"", "unknown", "none", "n/a", "na"}
+#: Wavelength units the readers understand, for messages.
+KNOWN_UNITS = ("Nanometers (nm), Micrometers (um, microns), Millimeters (mm), Centimeters (cm), "
+               "Meters (m), Angstroms, Wavenumber (cm-1, converted as 1e7 / value nm)")
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _NUM_UNIT = re.compile(rf"({_NUM})\s*(nm|um|µm|μm|nanomet(?:er|re)s?|micromet(?:er|re)s?|microns?)\b",
                        re.IGNORECASE)
@@ -82,27 +97,46 @@ class SceneInfo:
 # Wavelength parsing
 
 
-def _unit_factor(unit: str | None) -> float | None:
-    """Multiplier from ``unit`` to nanometres; None when the unit is absent or not a length."""
+def _unit_factor(unit: str | None) -> float | str | None:
+    """Multiplier from ``unit`` to nanometres, "wavenumber", or None when no unit is given.
+
+    Raises:
+        ValueError: a unit that is neither a length nor wavenumbers ("Index", "GHz", ...).
+    """
     if unit is None:
         return None
     u = str(unit).strip().lower().replace(" ", "")
+    if u in _UNIT_ABSENT:
+        return None
     if u in _UNIT_NM:
         return 1.0
     if u in _UNIT_UM:
         return 1000.0
-    if u in {"mm", "millimeter", "millimeters"}:
-        return 1e6
-    return None  # "Unknown", "Index", wavenumber, ...: fall back on the magnitude rule
+    if u in _UNIT_LENGTH:
+        return _UNIT_LENGTH[u]
+    if u in _UNIT_WAVENUMBER:
+        return "wavenumber"
+    raise ValueError(
+        f"The wavelength unit {unit!r} is not one hsizoo knows ({KNOWN_UNITS}), so the band "
+        "centres cannot be read as wavelengths. Fix the unit in the file's metadata, or pass "
+        "wavelengths=[... nm, one per band] (CLI: --wavelengths) or sensor=<preset>."
+    )
 
 
 def _to_nm(values: Sequence[float], unit: str | None) -> np.ndarray:
     """Normalise wavelengths to nm: an explicit unit wins, else values < 30 are micrometres."""
     wl = np.asarray(values, dtype=np.float64)
     factor = _unit_factor(unit)
+    if factor == "wavenumber":
+        if wl.size and not np.all(wl > 0):
+            raise ValueError(
+                f"The band centres are given in wavenumbers ({unit!r}) but include "
+                f"{wl[~(wl > 0)][0]:g}, which is not a positive wavenumber; fix the file's "
+                "metadata or pass wavelengths=[... nm, one per band].")
+        return 1e7 / wl
     if factor is None:
         factor = 1000.0 if wl.size and np.nanmax(wl) < 30 else 1.0
-    return wl * factor
+    return wl * float(factor)
 
 
 def _parse_value(text: Any) -> tuple[float, str | None] | None:
@@ -189,20 +223,24 @@ def _raster_wavelengths(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str] | 
         if wl is not None:
             return wl, None, "band descriptions"
     # 4. dataset-level ENVI domain (or the same keys in the default domain)
+    wrong = None
     for ns, label in (("ENVI", "ENVI metadata domain"), (None, "dataset tags")):
         try:
             tags = ds.tags(ns=ns) if ns else ds.tags()
         except Exception:
             continue
         items = _parse_envi_list(_ci_get(tags, ("wavelength", "wavelengths")))
-        if items and len(items) == n:
+        if items and len(items) != n:
+            # Reported by _resolve as a list of the wrong length, not as "no wavelengths".
+            wrong = wrong or (np.full(len(items), np.nan), None, label)
+        elif items:
             unit = _ci_get(tags, _UNIT_TAG_KEYS)
             wl = _values_from_strings(items, unit)
             if wl is not None:
                 fw = _parse_envi_list(_ci_get(tags, ("fwhm",)))
                 fwhm = _values_from_strings(fw, unit) if fw and len(fw) == n else None
                 return wl, fwhm, label
-    return None
+    return wrong
 
 
 def _sensor_wavelengths(sensor: str, num_bands: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -227,7 +265,7 @@ def _sensor_wavelengths(sensor: str, num_bands: int) -> tuple[np.ndarray, np.nda
 
 def _resolve(path: Path, num_bands: int, wavelengths: Sequence[float] | None, sensor: str | None,
              found: tuple[np.ndarray, np.ndarray | None, str] | None, looked: str,
-             ) -> tuple[np.ndarray, np.ndarray | None, str]:
+             shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Apply the documented order: explicit, file metadata, sensor preset; else a clear error."""
     from hsizoo.spectral import check_wavelengths
 
@@ -244,7 +282,15 @@ def _resolve(path: Path, num_bands: int, wavelengths: Sequence[float] | None, se
     if found is not None:
         wl, fwhm, source = found
         if wl.size != num_bands:
-            found = None
+            what = (f"The wavelength list in {path} ({source}) has {wl.size} values but the "
+                    f"file has {num_bands} bands")
+            if sensor is None:
+                raise ValueError(
+                    f"{what}; one wavelength per band is needed.{axis_order_hint(shape, wl.size)} "
+                    "Fix the metadata, or pass wavelengths=[... nm, one per band] (CLI: "
+                    "--wavelengths) or sensor=<preset>.")
+            warnings.warn(f"{what}; using the sensor preset {sensor!r} instead.", UserWarning,
+                          stacklevel=3)
         else:
             try:
                 return check_wavelengths(wl, num_bands), fwhm, source
@@ -365,7 +411,8 @@ def _read_block(ds: Any, path: Path, window: Any = None) -> np.ndarray:
 
 def _raster_info(path: Path, ds: Any, wavelengths: Sequence[float] | None, sensor: str | None,
                  nodata: float | None) -> SceneInfo:
-    found = _raster_wavelengths(ds)
+    # Wavelengths given by the caller win: the file's metadata (even an unknown unit) is not read.
+    found = _raster_wavelengths(ds) if wavelengths is None else None
     wl, fwhm, source = _resolve(
         path, ds.count, wavelengths, sensor, found,
         "band tags (wavelength / wavelength_units / IMAGERY domain), band descriptions, "
@@ -507,6 +554,11 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
     loaded = _mat_load(path, kind, [name, *wl_names[:1], *fw_names[:1]])
     cube = np.asarray(loaded[name], dtype=np.float32)
     found = None
+    wrong = [n for n in variables if n.lower() in _MAT_WL_NAMES and n not in wl_names]
+    if wavelengths is None and not wl_names and wrong:
+        # A wavelength variable of the wrong length: say so rather than "no wavelengths".
+        found = (np.full(int(np.prod(variables[wrong[0]][0])), np.nan), None,
+                 f"variable {wrong[0]!r}")
     if wl_names:
         wl = _to_nm(loaded[wl_names[0]].reshape(-1), None)
         fw = _to_nm(loaded[fw_names[0]].reshape(-1), "um" if wl_names and
@@ -527,7 +579,8 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
             )
             sensor = guess
     wl, fwhm, source = _resolve(path, bands, wavelengths, sensor, found,
-                                "a 1-D variable named wavelength(s)/wl of one value per band")
+                                "a 1-D variable named wavelength(s)/wl of one value per band",
+                                cube.shape)
     meta["wavelength_source"] = source
     return Scene(cube=cube, wavelengths=wl, valid=valid_mask(cube, nodata), fwhm=fwhm,
                  path=str(path), sensor=sensor, meta={**meta, "nodata": nodata})

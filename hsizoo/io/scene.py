@@ -10,6 +10,32 @@ import numpy as np
 from .windows import WindowBlock, check_empty, plan_windows
 
 
+def axis_order_hint(shape: tuple[int, ...] | None, num_bands: int | None = None) -> str:
+    """A sentence for errors about a cube that looks stored as (bands, H, W) instead of (H, W, B).
+
+    Args:
+        shape: The array's shape.
+        num_bands: Band count known from elsewhere (a wavelength list, a sensor preset).
+
+    Returns:
+        The hint with a leading space, or "" when the first axis does not look like the bands:
+        it matches ``num_bands`` while the last does not, or, with no band count known, it is
+        much smaller than the other two.
+    """
+    if shape is None or len(shape) != 3:
+        return ""
+    first, last = int(shape[0]), int(shape[2])
+    if num_bands is not None:
+        looks = first == num_bands and last != num_bands
+    else:
+        looks = 4 * first <= min(int(shape[1]), last)
+    if not looks:
+        return ""
+    return (f" The array has shape {tuple(int(n) for n in shape)}: its first axis looks like "
+            "the bands, but hsizoo expects (H, W, bands); move the band axis last, e.g. "
+            "np.moveaxis(cube, 0, -1).")
+
+
 @dataclass
 class Scene:
     """A hyperspectral scene held in memory.
@@ -51,6 +77,7 @@ class Scene:
             raise ValueError(
                 f"The scene has {self.cube.shape[2]} bands but {self.wavelengths.size} wavelengths "
                 "were given; pass one centre wavelength (nm) per band."
+                + axis_order_hint(self.cube.shape, self.wavelengths.size)
             )
         wl = self.wavelengths
         if not np.all(np.isfinite(wl)) or (wl.size > 1 and not np.all(np.diff(wl) > 0)):
