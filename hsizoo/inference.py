@@ -237,10 +237,15 @@ class ClassMap:
             The path written.
         """
         from .io import write_class_map, write_confidence_map
+        from .io.atomic import check_output
 
         if self.class_map is None:
             raise ValueError("This class map was streamed to disk; it is at "
                              f"{self.path}. Predict with an in-memory scene to save it again.")
+        # Every output checked before the first is written (each write checks again).
+        for extra in (confidence_path, quicklook):
+            if extra is not None:
+                check_output(extra, overwrite=overwrite)
         out = write_class_map(path, self.class_map, crs=self.crs, transform=self.transform,
                               class_names=self.class_names, overwrite=overwrite)
         if confidence_path is not None and self.confidence is not None:
@@ -412,8 +417,12 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
         bar.close()
     # Windows with no valid pixel were skipped; GDAL fills never-written GeoTIFF blocks with the
     # nodata value when the file is closed, so they read back as unclassified / NaN.
-    for wr in writers:
-        wr.close()
+    try:
+        for wr in writers:
+            wr.close()
+    finally:
+        for wr in writers:  # when one fails, the others leave no partial file either
+            wr.abort()
     return ClassMap(class_map=class_map, probabilities=probs, confidence=conf,
                     class_names=names, crs=crs, transform=transform,
                     scene=scene if in_memory else None, seconds=time.perf_counter() - t0,

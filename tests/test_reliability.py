@@ -495,3 +495,36 @@ def test_a_bands_first_cube_gets_a_hint_about_axis_order(tmp_path) -> None:
     with pytest.raises(ValueError) as err:
         as_scene(np.moveaxis(bhw, 0, -1), wl[:5], None)
     assert "moveaxis" not in str(err.value)
+
+
+def test_predict_keeps_a_map_created_meanwhile_and_leaves_no_partial_file(tmp_path,
+                                                                          monkeypatch) -> None:
+    """A streamed prediction whose --out appears during the run: the newcomer is kept, the new
+    map is saved beside it, and the confidence map's partial file is not left behind."""
+    import rasterio
+    import timm
+
+    import hsizoo  # noqa: F401 (registers the models)
+    from hsizoo.inference import SharedPredictor, predict_scene
+    from hsizoo.spectral import band_stats
+
+    cube = make_cube(12, 10, 6).astype(np.float32)
+    src = write_geotiff(tmp_path / "scene.tif", cube,
+                        descriptions=[f"{w} nm" for w in make_wavelengths(6)])
+    out, conf = tmp_path / "map.tif", tmp_path / "conf.tif"
+    real = SharedPredictor.predict_padded
+
+    def meanwhile(self, *a, **k):
+        if not out.exists():
+            out.write_bytes(b"another process's map")
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(SharedPredictor, "predict_padded", meanwhile)
+    model = timm.create_model("s2former_test", num_classes=3).eval()
+    with pytest.raises(OutputConflictError, match=r"map\.hsizoo-new\.tif"):
+        predict_scene(model, str(src), band_stats(cube), out_path=out, confidence_path=conf,
+                      window_size=8, progress=False)
+    assert out.read_bytes() == b"another process's map"
+    with rasterio.open(tmp_path / "map.hsizoo-new.tif") as ds:
+        assert ds.read(1).shape == (12, 10) and set(np.unique(ds.read(1))) <= {1, 2, 3}
+    assert _hidden(tmp_path) == [] and not conf.exists()
