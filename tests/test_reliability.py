@@ -168,6 +168,21 @@ def test_a_model_folder_is_replaced_as_a_whole_and_keeps_other_files(tmp_path) -
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
+def test_a_folder_swap_without_renameat2_replaces_the_whole_folder(tmp_path,
+                                                                    monkeypatch) -> None:
+    """Where the kernel cannot exchange two folders in one step, two renames do it."""
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
+    target = tmp_path / "f"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    (target / "keep.txt").write_text("keep")
+    with atomic.atomic_folder(target, may_replace=lambda f: True) as new:
+        (new / "old.txt").write_text("new")
+    assert (target / "old.txt").read_text() == "new"
+    assert (target / "keep.txt").read_text() == "keep"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
 def test_model_folders_and_quicklooks_honour_the_umask(tmp_path, scene) -> None:
     old = os.umask(0o027)
     try:
