@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["OutputError", "OutputExistsError", "OutputConflictError", "OutputNotFoundError",
-           "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "check_output", "partial_path",
-           "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask"]
+           "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "check_output",
+           "partial_path", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask"]
 
 #: Marks the hidden partial files and folders; never a raster or image extension.
 PARTIAL_TAG = ".hsizoo-partial"
@@ -181,8 +181,8 @@ def _conflict(tmp: Path, target: Path) -> OutputConflictError:
 def _swap_file(tmp: Path, target: Path, overwrite: bool) -> None:
     if overwrite:
         if target.is_dir():
-            raise OutputIsFolderError(f"{target} became a folder while hsizoo was writing "
-                         "it; remove it or choose another output path.")
+            raise OutputIsFolderError(f"{target} is a folder, not a file; remove it or choose "
+                                      "another output path.")
         os.replace(tmp, target)
         return
     try:
@@ -237,7 +237,12 @@ class AtomicFile:
                 os.chmod(self.tmp, 0o666 & ~current_umask())
             except Exception as err:
                 raise self._failed(err) from err
-            _swap_file(self.tmp, self.target, self.overwrite)
+            try:
+                _swap_file(self.tmp, self.target, self.overwrite)
+            except OutputError:
+                raise
+            except OSError as err:  # the rename itself failed: the target is unchanged
+                raise self._failed(err) from err
             fsync_path(self.target.parent)
         finally:
             self.tmp.unlink(missing_ok=True)

@@ -68,8 +68,8 @@ class _GridWriter:
         if self.height < 1 or self.width < 1:
             raise ValueError(f"Map size must be at least 1 x 1, got {height} x {width}.")
         # Uncompressed size: an upper bound of what the compressed map needs.
-        self.path = check_output(path, overwrite=overwrite,
-                                 estimated_bytes=self.height * self.width * np.dtype(dtype).itemsize)
+        size = self.height * self.width * np.dtype(dtype).itemsize
+        self.path = check_output(path, overwrite=overwrite, estimated_bytes=size)
         self._file = AtomicFile(self.path, overwrite=overwrite, verify=lambda p: _verify_raster(
             p, self.height, self.width, self.dtype))
         self._tmp = self._file.tmp
