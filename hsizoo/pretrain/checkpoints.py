@@ -195,7 +195,7 @@ def plot_loss_curve(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]
         if np.isfinite(vals).any():
             k = max(1, len(vals) // 100)  # moving average for readability
             sm = np.convolve(vals, np.ones(k) / k, mode="valid")
-            ax.plot(steps[k - 1:], sm, style, label=key)
+            ax.plot(steps[k - 1:], sm, linestyle=style, label=key)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (moving average)")
