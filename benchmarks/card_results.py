@@ -2,7 +2,7 @@
 
     python benchmarks/card_results.py
 
-For every folder of model_cards/, the harness results (benchmarks/results/fewshot/) of the
+For every folder of hsizoo/weights/, the harness results (benchmarks/results/fewshot/) of the
 methods that fine-tuned that checkpoint are summarised (mean ± std of OA, AA and kappa over the
 seeds, per scene and shot count) into ``config.json["results"]``, and README.md is re-rendered
 from the config with :func:`hsizoo.models._card.render_model_card`, so the card stays generated,
@@ -47,7 +47,7 @@ def summarise(records: list[dict], tag: str, folder: Path) -> list[dict]:
 
 def main() -> int:
     records = load_results(REPO / "benchmarks" / "results" / "fewshot")
-    for folder in sorted((REPO / "model_cards").iterdir()):
+    for folder in sorted((REPO / "hsizoo" / "weights").iterdir()):
         cfg_path = folder / "config.json"
         if not cfg_path.is_file():
             continue

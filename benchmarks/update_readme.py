@@ -6,7 +6,7 @@ README.md holds pairs of markers ``<!-- NAME:begin -->`` / ``<!-- NAME:end -->``
 between them is replaced by generated markdown:
 
 * ``weights``: every registered pretrained tag with its card's data, steps, wall time and final
-  loss (read from the registry and the published folders under model_cards/);
+  loss (read from the registry and the published folders under hsizoo/weights/);
 * ``models``, ``finetune``, ``pretrain``: benchmarks/results/<NAME>.md, written by
   model_zoo.py, finetune_bench.py and pretrain_bench.py;
 * ``results``: the harness's summary of benchmarks/results/fewshot/ (make_report.py).
@@ -43,12 +43,12 @@ def weights_table() -> str:
             "final loss |", "|---|---|---|---:|---:|---|---:|"]
     for name in hsizoo.list_pretrained():
         cfg = timm.models.get_pretrained_cfg(name).to_dict()
-        folder = REPO / "model_cards" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
+        folder = REPO / "hsizoo" / "weights" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
         card = json.loads((folder / "config.json").read_text()) if folder.is_dir() else {}
         tr = card.get("training", {})
         data = card.get("data", "")
         data = "; ".join(data) if isinstance(data, list) else str(data)
-        rows.append(f"| [`{name}`](model_cards/{folder.name}/README.md) | "
+        rows.append(f"| [`{name}`](hsizoo/weights/{folder.name}/README.md) | "
                     f"{cfg.get('sensor') or ''} | {data} | "
                     f"{tr.get('steps', '')} x {tr.get('batch_size', '')} | "
                     f"{tr.get('wall_time', '')} | {tr.get('hardware', '')} | "

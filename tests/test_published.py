@@ -1,5 +1,6 @@
-"""The published checkpoints: every registered pretrained tag loads offline from the checkout's
-model_cards/, its sha256 matches the registry, and its card is the one generated from its config."""
+"""The published checkpoints: every registered pretrained tag ships in hsizoo/weights/ (package
+data), loads offline from there, its sha256 matches the registry, and its card is the one
+generated from its config."""
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,7 @@ def test_at_least_an_in_domain_and_a_sensor_agnostic_checkpoint() -> None:
 
 def _folder(tag: str) -> Path:
     cfg = timm.models.get_pretrained_cfg(tag).to_dict()
-    return REPO / "model_cards" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
+    return REPO / "hsizoo" / "weights" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
 
 
 @pytest.mark.parametrize("tag", TAGS)

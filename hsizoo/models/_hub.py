@@ -12,10 +12,14 @@ Loading is offline-first. For a pretrained config (timm's ``pretrained_cfg`` dic
 
 1. an explicit path, ``pretrained_cfg["file"]`` (a ``.safetensors`` file or a saved folder);
 2. local mirror folders of Hub repositories: each folder of ``HSIZOO_HUB_MIRROR``
-   (``os.pathsep``-separated), then ``<source checkout>/model_cards/``; in each,
-   ``<mirror>/<org>/<repo>/model.safetensors`` and ``<mirror>/<repo>/model.safetensors``;
-3. the Hugging Face cache and the Hub through :func:`huggingface_hub.hf_hub_download`, which
-   honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` as users expect.
+   (``os.pathsep``-separated); in each, ``<mirror>/<org>/<repo>/model.safetensors`` and
+   ``<mirror>/<repo>/model.safetensors`` (what ``hsizoo download NAME --to DIR`` writes);
+3. the published checkpoints shipped inside the package, ``hsizoo/weights/<arch>.<tag>/``
+   (:mod:`hsizoo.models._weights`), used for the repository they record and only when their
+   sha256 is the pinned one;
+4. the Hugging Face cache and the Hub through :func:`huggingface_hub.hf_hub_download`, which
+   honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` as users expect
+   (``hsizoo download NAME`` fills that cache).
 
 Every candidate is checked against the sha256 pinned in the pretrained config and the sha256
 recorded in the ``config.json`` beside it. When nothing works, :class:`CheckpointError` names
@@ -69,6 +73,22 @@ _HELP = (
 )
 
 
+def _help(name: str, hub_id: str | None) -> str:
+    """What to do when no copy was found, with the exact commands for this checkpoint."""
+    if not hub_id:
+        return _HELP
+    from huggingface_hub import constants
+
+    dl = name if "." in name else hub_id
+    return (
+        f"What to do: on a machine with network access run `hsizoo download {dl} --to DIR`, copy "
+        f"DIR here and set {MIRROR_ENV}=DIR (or pass checkpoint_path=DIR/{hub_id.rsplit('/', 1)[-1]}"
+        f"; CLI: that folder as --model of hsizoo finetune); or run `hsizoo download {dl}` to "
+        f"fill the Hugging Face cache ({constants.HF_HUB_CACHE}) from {constants.ENDPOINT} "
+        f"(repository {hub_id}; HF_ENDPOINT selects another Hub, HF_HUB_OFFLINE=1 forbids the "
+        "network).")
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint could not be found, verified or loaded; the message says what was tried."""
 
@@ -116,7 +136,7 @@ class ResolvedCheckpoint:
 
     Attributes:
         path: The ``model.safetensors`` file.
-        source: ``"file"``, ``"mirror"`` or ``"hub"``.
+        source: ``"file"``, ``"mirror"``, ``"shipped"`` (package data) or ``"hub"``.
         sha256: Its sha256.
         config: The ``config.json`` beside it, or an empty dict.
         tried: Places tried before this one, with why each failed.
@@ -137,23 +157,71 @@ class _Rejected(Exception):
         self.checksum = checksum
 
 
-def _repo_root() -> Path:
-    # hsizoo/models/_hub.py -> repo root; the same as Path(hsizoo.__file__).resolve().parents[1].
-    return Path(__file__).resolve().parents[2]
-
-
 def mirror_folders() -> list[Path]:
     """Local mirror folders of Hub repositories, in the order they are searched.
 
+    The published checkpoints shipped inside the package are searched after these, by
+    :func:`hsizoo.models._weights.shipped_folder`.
+
     Returns:
-        The folders of ``$HSIZOO_HUB_MIRROR`` (whether or not they exist), then the source
-        checkout's ``model_cards/`` folder when it exists.
+        The folders of ``$HSIZOO_HUB_MIRROR`` (whether or not they exist).
     """
-    folders = [Path(p).expanduser() for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
-    cards = _repo_root() / "model_cards"
-    if cards.is_dir():
-        folders.append(cards)
-    return folders
+    return [Path(p).expanduser() for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
+
+
+def _split_hub_id(hub_id: str, revision: str | None) -> tuple[str, str | None]:
+    # timm's "hf-hub:org/name@revision" puts the revision into hf_hub_id.
+    if "@" in hub_id:
+        hub_id, _, rev = hub_id.partition("@")
+        revision = revision or rev or None
+    return hub_id, revision
+
+
+def _hub_recorded_sha(hub_id: str, revision: str | None) -> str | None:
+    """sha256 in the Hub repository's config.json when it is in the cache (no network).
+
+    ``timm.create_model("hf-hub:...")`` downloads that config.json first and carries no pinned
+    sha256: this one stands in for the pin, so that a shipped copy is used only if it is the
+    version the Hub holds.
+    """
+    from huggingface_hub import try_to_load_from_cache
+
+    hit = try_to_load_from_cache(hub_id, CONFIG_NAME, revision=revision)
+    if not isinstance(hit, str):
+        return None
+    try:
+        sha = json.loads(Path(hit).read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sha.lower() if isinstance(sha, str) and sha else None
+
+
+def _try_shipped(hub_id: str, expected: str | None, tried: list[str]) -> tuple[Path, str, dict[str, Any]] | None:
+    """The shipped copy of ``hub_id`` when it is the pinned version and verifies; else None."""
+    from ._weights import WEIGHTS_DIR, shipped_folder
+
+    folder = shipped_folder(hub_id)
+    if folder is None:
+        tried.append(f"shipped with hsizoo ({WEIGHTS_DIR}): not among the published checkpoints")
+        return None
+    cand = folder / WEIGHTS_NAME
+    try:
+        cfg = _read_config(folder)
+    except _Rejected as e:
+        tried.append(f"shipped {cand}: {e}")
+        return None
+    recorded = str(cfg.get("sha256") or "").lower()
+    if expected and recorded and expected.lower() != recorded:
+        # Not corruption: the pin names another version (an update on the Hub).
+        tried.append(f"shipped {cand}: holds sha256 {recorded[:12]}..., the pretrained config asks "
+                     f"for {expected.lower()[:12]}... (another version)")
+        return None
+    try:
+        sha, cfg = _check_candidate(cand, expected, cfg)
+    except _Rejected as e:
+        tried.append(f"shipped {cand}: {e}; reinstall hsizoo (pip install --force-reinstall hsizoo)")
+        return None
+    return cand, sha, cfg
 
 
 def _mirror_candidates(hf_hub_id: str) -> list[Path]:
@@ -347,6 +415,11 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
     tried: list[str] = []
     checksum_failed = False
     hub_id = pretrained_cfg.get("hf_hub_id") or None
+    revision = pretrained_cfg.get("hf_hub_revision") or None
+    if hub_id is not None:
+        hub_id, revision = _split_hub_id(hub_id, revision)
+        if expected is None and pretrained_cfg.get("source") == "hf-hub":
+            expected = _hub_recorded_sha(hub_id, revision)
     if hub_id is None:
         tried.append("explicit file: none given (pretrained_cfg has no 'file')")
         tried.append("mirrors and Hub: the pretrained config names no hf_hub_id")
@@ -355,7 +428,7 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
             f"repository. Tried:\n  - " + "\n  - ".join(tried) + f"\n{_HELP}")
 
     if not _mirror_candidates(hub_id):
-        tried.append(f"local mirrors: none configured (${MIRROR_ENV} unset, no model_cards/ folder)")
+        tried.append(f"local mirrors: none configured (${MIRROR_ENV} unset)")
     for cand in _mirror_candidates(hub_id):
         if not cand.is_file():
             tried.append(f"mirror {cand}: not found")
@@ -369,7 +442,12 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
         _logger.info("%s: loading %s from local mirror %s", name, hub_id, cand)
         return ResolvedCheckpoint(cand, "mirror", sha, cfg, tried)
 
-    path, why = _try_hub(hub_id, pretrained_cfg.get("hf_hub_revision") or None)
+    shipped = _try_shipped(hub_id, expected, tried)
+    if shipped is not None:
+        _logger.info("%s: loading %s shipped with hsizoo, %s", name, hub_id, shipped[0])
+        return ResolvedCheckpoint(shipped[0], "shipped", shipped[1], shipped[2], tried)
+
+    path, why = _try_hub(hub_id, revision)
     if path is None:
         tried.append(why)
     else:
@@ -385,7 +463,7 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
     head = ("refused" if checksum_failed else "could not be downloaded"
             if _BROKE_OFF in tried[-1] else "not found")
     raise cls(f"Checkpoint for {name} ({hub_id}) {head}. Tried, in order:\n  - "
-              + "\n  - ".join(tried) + f"\n{_HELP}")
+              + "\n  - ".join(tried) + f"\n{_help(name, hub_id)}")
 
 
 def resolve_checkpoint(pretrained_cfg: Mapping[str, Any]) -> Path:
@@ -424,12 +502,23 @@ def locate_checkpoint(pretrained_cfg: Mapping[str, Any]) -> str:
     hub_id = pretrained_cfg.get("hf_hub_id")
     if not hub_id:
         return "no weights (no file, no hf_hub_id)"
+    hub_id, rev = _split_hub_id(hub_id, pretrained_cfg.get("hf_hub_revision") or None)
     for cand in _mirror_candidates(hub_id):
         if cand.is_file():
             return f"mirror {cand}"
     from huggingface_hub import constants, hf_hub_url, try_to_load_from_cache
 
-    rev = pretrained_cfg.get("hf_hub_revision") or None
+    from ._weights import shipped_folder
+
+    folder = shipped_folder(hub_id)
+    want = pretrained_cfg.get("sha256")
+    if folder is not None and (folder / WEIGHTS_NAME).is_file():
+        try:
+            recorded = _read_config(folder).get("sha256")
+        except _Rejected:
+            recorded = None
+        if not want or not recorded or str(want).lower() == str(recorded).lower():
+            return f"shipped with hsizoo {folder / WEIGHTS_NAME}"
     hit = try_to_load_from_cache(hub_id, WEIGHTS_NAME, revision=rev)
     if isinstance(hit, str):
         return f"Hugging Face cache {hit}"

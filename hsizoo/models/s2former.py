@@ -371,8 +371,8 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
     return {**defaults, **fn_kwargs}
 
 
-# Published checkpoints: each is a folder of model_cards/ whose content is its Hub repository,
-# trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
+# Published checkpoints: each is a folder hsizoo/weights/<arch>.<tag>/ (package data, see
+# hsizoo/models/_weights.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
 # first tag of an architecture is its default for pretrained=True.
 default_cfgs = generate_default_cfgs({
     "s2former_test.untrained": hsi_cfg(input_size=(0, 5, 5)),
