@@ -208,7 +208,8 @@ class AtomicFile:
         overwrite: Replace a target that exists at the swap (else :class:`OutputConflictError`
             and the result is kept beside it under ``<stem>.hsizoo-new<ext>``).
         verify: Called with the partial file after it was flushed; raises if it is not right.
-        expected_size: Exact size in bytes the file must have, when known.
+        expected_size: Exact size in bytes the file must have, when known (an empty file is
+            refused unless 0 is expected).
     """
 
     def __init__(self, target: str | os.PathLike[str], *, overwrite: bool,
@@ -229,7 +230,8 @@ class AtomicFile:
             try:
                 fsync_path(self.tmp)
                 size = self.tmp.stat().st_size
-                if size == 0 or (self.expected_size is not None and size != self.expected_size):
+                if (size == 0 and self.expected_size != 0) or (
+                        self.expected_size is not None and size != self.expected_size):
                     want = "" if self.expected_size is None else f" of {self.expected_size:,}"
                     raise OSError(f"{size:,} bytes{want} were written")
                 if self.verify is not None:

@@ -25,30 +25,12 @@ LOG_NAME = "log.jsonl"
 PROBE_LOG = "probe.jsonl"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _atomic(path: Path, write: Callable[[Path], None] | bytes) -> None:
+    """Write ``path`` (a writer function, or the bytes) through hsizoo's one atomic writer
+    (hidden partial file, fsync, size check, rename)."""
+    from ..io.atomic import write_atomic
 
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    write_atomic(path, write, overwrite=True)
 
 
 def _sha256(path: Path) -> str:
@@ -83,7 +65,7 @@ def save_checkpoint(run_dir: Path, step: int, model: MaskedS2Former, optimizer: 
         sha256=_sha256(run_dir / name), config=cfg.to_json(),
         optimizer=dict(param_groups=opt["param_groups"], scalars=scalars), **state)
     text = json.dumps(manifest, indent=1, default=float)
-    _atomic(run_dir / MANIFEST, lambda p: p.write_text(text))
+    _atomic(run_dir / MANIFEST, text.encode())
     for old in run_dir.glob("ckpt-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
@@ -146,7 +128,7 @@ def _truncate_log(run_dir: Path, step: int) -> None:
     # A killed run may have logged steps after its last checkpoint; the resumed run redoes them.
     recs = [r for r in read_log(run_dir) if r.get("step", 0) <= step]
     text = "".join(json.dumps(r) + "\n" for r in recs)
-    _atomic(run_dir / LOG_NAME, lambda p: p.write_text(text))
+    _atomic(run_dir / LOG_NAME, text.encode())
 
 
 def read_probe_log(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -34,8 +34,7 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     Returns:
         The folder.
     """
-    import shutil
-
+    from ..io.atomic import write_atomic
     from ..models._hub import save_pretrained
 
     manifest, tensors = load_checkpoint(run_dir)
@@ -51,7 +50,7 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
                               "; pass overwrite=True to replace it, or choose another folder.")
     folder.mkdir(parents=True, exist_ok=True)
     png = plot_loss_curve(run_dir)
-    shutil.copyfile(png, folder / "loss_curve.png")
+    write_atomic(folder / "loss_curve.png", Path(png).read_bytes(), overwrite=True)
     recs = read_log(run_dir)
     tail = recs[-20:] if recs else []
     mean_sps = (float(np.mean([r["samples_per_s"] for r in recs[len(recs) // 10:]]))
