@@ -23,6 +23,7 @@ _LAZY = {
     "save_pretrained": "hsizoo.models._hub",
     "load_pretrained": "hsizoo.models._hub",
     "push_to_hub": "hsizoo.models._hub",
+    "download_pretrained": "hsizoo.models._download",
     "read_scene": "hsizoo.io",
     "load_dataset": "hsizoo.datasets",
     "list_datasets": "hsizoo.datasets",

@@ -187,7 +187,10 @@ for _name, _path, _help in (
         ("pretrain", "hsizoo.pretrain:PRETRAIN_COMMAND",
          "self-supervised masked-reconstruction pretraining (torchrun-ready)"),
         ("bench", "hsizoo.bench:BENCH_COMMAND",
-         "few-shot benchmark: run methods on identical splits (resumable), write the report")):
+         "few-shot benchmark: run methods on identical splits (resumable), write the report"),
+        ("download", "hsizoo.models._download:DOWNLOAD_COMMAND",
+         "fetch a checkpoint into a folder or the Hugging Face cache, for machines without "
+         "network")):
     COMMANDS[_name] = _path
     _LAZY_HELP[_name] = _help
 

@@ -1,0 +1,250 @@
+"""Fetch a checkpoint ahead of time, for machines without network: ``hsizoo download``.
+
+Two destinations:
+
+* ``to=DIR`` writes ``DIR/<repo name>/`` with the files of the Hub repository (model.safetensors,
+  config.json, README.md and the files the card links to). Copy DIR to the air-gapped machine and
+  either set ``HSIZOO_HUB_MIRROR=DIR`` (then ``create_model("arch.tag", pretrained=True)`` finds
+  it, still checked against the registry's sha256) or pass the folder explicitly:
+  ``create_model("arch.tag", checkpoint_path="DIR/<repo name>")`` /
+  ``create_model("DIR/<repo name>")`` (CLI: that folder as ``--model``).
+* no ``to``: the Hugging Face cache (``HF_HUB_CACHE``) is filled through huggingface_hub, so that
+  ``HF_HUB_OFFLINE=1`` loads later find it.
+
+The source of a folder copy is the checkpoint shipped inside the package when it is the pinned
+version (no network), else the Hub (``HF_ENDPOINT`` honoured). Every copy is sha256-checked
+before it is reported done; nothing downloaded is unpickled.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._hub import (
+    CARD_NAME,
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    CheckpointError,
+    CheckpointNotFoundError,
+    _check_candidate,
+    _help,
+    _Rejected,
+    _split_hub_id,
+    _try_hub,
+    _try_shipped,
+)
+
+__all__ = ["Downloaded", "download_pretrained", "pretrained_cfg_for", "DOWNLOAD_COMMAND"]
+
+SOURCES = ("auto", "package", "hub")
+
+
+@dataclass
+class Downloaded:
+    """What :func:`download_pretrained` wrote.
+
+    Attributes:
+        name: The registry name (``arch.tag``) or Hub repository asked for.
+        hf_hub_id: The Hub repository.
+        folder: The folder holding model.safetensors (the copy, or the cache snapshot).
+        sha256: sha256 of model.safetensors, verified.
+        source: ``"package"`` or ``"hub"``.
+    """
+
+    name: str
+    hf_hub_id: str
+    folder: Path
+    sha256: str
+    source: str
+
+
+def pretrained_cfg_for(name: str) -> dict[str, Any]:
+    """The pretrained config a download name stands for.
+
+    Args:
+        name: ``arch.tag``, ``arch`` (its first tag with weights) or a Hub repository ``org/name``
+            (``hf-hub:`` prefix allowed; ``@revision`` suffix allowed).
+
+    Returns:
+        A pretrained config dict with at least ``hf_hub_id``.
+
+    Raises:
+        ValueError: an unknown name, or a tag without published weights.
+    """
+    from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
+
+    from ._factory import _hsizoo_archs, list_pretrained
+
+    if name.startswith("hf-hub:"):
+        name = name[len("hf-hub:"):]
+    if "/" in name:
+        hub_id, rev = _split_hub_id(name, None)
+        return dict(hf_hub_id=hub_id, hf_hub_revision=rev, architecture=None, tag=None)
+    arch, tag = split_model_name_tag(name)
+    published = ", ".join(list_pretrained()) or "none"
+    if arch not in _hsizoo_archs():
+        raise ValueError(f"Unknown model {name!r}: published checkpoints are {published} (or name "
+                         "a Hub repository as org/name).")
+    cfgs = {k: v.to_dict() for k, v in get_arch_pretrained_cfgs(arch).items()}
+    if tag:
+        cfg = cfgs.get(f"{arch}.{tag}")
+    else:  # the architecture's default: its first tag with weights
+        cfg = next((c for c in cfgs.values() if c.get("hf_hub_id")), None)
+    if not cfg or not cfg.get("hf_hub_id"):
+        raise ValueError(f"{name} has no published weights to download; published checkpoints: "
+                         f"{published}.")
+    return cfg
+
+
+def _hub_files(hub_id: str, revision: str | None, expected: str | None) -> tuple[Path, str]:
+    """Weights, config.json and card of a repository into the Hugging Face cache, verified."""
+    path, why = _try_hub(hub_id, revision)
+    if path is None:
+        raise CheckpointNotFoundError(f"Could not download {hub_id}: {why}.\n"
+                                      f"{_help(hub_id, hub_id)}")
+    try:
+        sha, cfg = _check_candidate(path, expected)
+    except _Rejected as e:
+        raise CheckpointError(f"Downloaded {hub_id} refused: {e}") from None
+    from huggingface_hub import hf_hub_download
+
+    # The card and what it links to are documentation: fetched when present, never required.
+    extras = [CARD_NAME] + [str(v) for k, v in cfg.items()
+                            if k == "loss_curve" and isinstance(v, str) and "/" not in v]
+    for fname in extras:
+        try:
+            hf_hub_download(hub_id, fname, revision=revision)
+        except Exception:  # noqa: BLE001 (absent optional file; the weights are verified)
+            pass
+    return path.parent, sha
+
+
+def download_pretrained(name: str, to: str | os.PathLike[str] | None = None, *,
+                        revision: str | None = None, source: str = "auto",
+                        overwrite: bool = False) -> Downloaded:
+    """Fetch a checkpoint into a folder or the Hugging Face cache, verified by sha256.
+
+    Args:
+        name: ``arch.tag`` (``s2former_tiny.ssl_simulated``), ``arch`` or a Hub ``org/name``.
+        to: Folder to write ``<to>/<repo name>/`` into; None fills the Hugging Face cache.
+        revision: Hub revision (branch, tag or commit) instead of the registry's pinned one; the
+            registry's sha256 then no longer applies and the config.json's sha256 is checked.
+        source: ``"auto"`` (the copy shipped in the package when it is the pinned version, else
+            the Hub), ``"package"`` or ``"hub"``. The cache can only be filled from the Hub.
+        overwrite: Replace an existing ``<to>/<repo name>/`` that holds a model.
+
+    Returns:
+        What was written and from where.
+
+    Raises:
+        ValueError: unknown name or source.
+        CheckpointNotFoundError: the source does not hold it (the message says what to do).
+        CheckpointError: a copy failed verification.
+        FileExistsError: the destination holds a model and ``overwrite`` is False.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}.")
+    cfg = pretrained_cfg_for(name)
+    hub_id = cfg["hf_hub_id"]
+    pinned = cfg.get("hf_hub_revision") or None
+    rev = revision or pinned
+    expected = cfg.get("sha256") if rev == pinned else None
+    if to is None:
+        if source == "package":
+            raise ValueError("The Hugging Face cache is filled from the Hub only: use --to DIR to "
+                             "copy the checkpoint shipped with hsizoo.")
+        folder, sha = _hub_files(hub_id, rev, expected)
+        return Downloaded(name, hub_id, folder, sha, "hub")
+
+    src: Path | None = None
+    got_from = "package"
+    tried: list[str] = []
+    if source in ("auto", "package") and rev == pinned:
+        found = _try_shipped(hub_id, expected, tried)
+        src = None if found is None else found[0].parent
+    if src is None and source == "package":
+        raise CheckpointNotFoundError(
+            f"{name} is not shipped with this hsizoo installation in the pinned version: "
+            f"{'; '.join(tried) or 'another revision was asked for'}. Use --from hub (source='hub').")
+    if src is None:
+        src, _ = _hub_files(hub_id, rev, expected)
+        got_from = "hub"
+
+    target = _write_copy(src, Path(to).expanduser() / hub_id.rsplit("/", 1)[-1], overwrite)
+    try:
+        sha, _ = _check_candidate(target / WEIGHTS_NAME, expected)
+    except _Rejected as e:
+        raise CheckpointError(f"The copy in {target} failed verification: {e}") from None
+    return Downloaded(name, hub_id, target, sha, got_from)
+
+
+def _write_copy(src: Path, target: Path, overwrite: bool) -> Path:
+    """Copy a repository folder (its files, links resolved) to ``target`` as one swap."""
+    from ..io.atomic import OutputExistsError, atomic_folder
+
+    def holds_model(f: Path) -> bool:
+        return any((f / n).exists() for n in (WEIGHTS_NAME, CONFIG_NAME))
+
+    if target.is_dir() and holds_model(target) and not overwrite:
+        raise OutputExistsError(f"{target} already holds a checkpoint; pass overwrite=True (CLI: "
+                                "--overwrite) to replace it, or choose another folder.")
+    with atomic_folder(target, may_replace=lambda f: overwrite or not holds_model(f),
+                       keep_other_files=False) as new:
+        for p in sorted(src.iterdir()):
+            if p.is_file() and not p.name.startswith("."):
+                shutil.copyfile(p.resolve(), new / p.name)  # cache entries are links to blobs
+    return target
+
+
+def describe(d: Downloaded, to_folder: bool) -> str:
+    """What was done and how to load it, for the command line."""
+    lines = [f"{d.name}: {WEIGHTS_NAME} sha256 {d.sha256} verified, from "
+             f"{'the copy shipped with hsizoo' if d.source == 'package' else 'the Hub (' + d.hf_hub_id + ')'}",
+             f"  written to {d.folder}"]
+    if to_folder:
+        arg = d.name if "/" not in d.name else "<arch>.<tag>"
+        lines += ["  load it on the offline machine (copy the folder there first) with",
+                  f"    HSIZOO_HUB_MIRROR={d.folder.parent}  and  "
+                  f"hsizoo.create_model({arg!r}, pretrained=True)",
+                  f"  or  hsizoo.create_model({str(d.folder)!r})  (CLI: --model {d.folder})"]
+    else:
+        lines += ["  loads with HF_HUB_OFFLINE=1 from this cache (HF_HUB_CACHE) from now on"]
+    return "\n".join(lines)
+
+
+
+def _add_args(p: Any) -> None:
+    p.add_argument("name", help="checkpoint: arch.tag (e.g. s2former_tiny.ssl_simulated), arch "
+                                "(its default tag) or a Hub repository org/name")
+    p.add_argument("--to", metavar="DIR", default=None,
+                   help="write DIR/<repo name>/ (copy it to the offline machine, then set "
+                        "HSIZOO_HUB_MIRROR=DIR or pass the folder as checkpoint_path / --model); "
+                        "default: fill the Hugging Face cache (HF_HUB_CACHE)")
+    p.add_argument("--from", dest="source", choices=SOURCES, default="auto",
+                   help="where to copy from: the copy shipped with hsizoo when it is the pinned "
+                        "version, else the Hub (auto, the default), or only one of them")
+    p.add_argument("--revision", default=None,
+                   help="Hub revision (branch, tag, commit) instead of the registry's pinned one")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace DIR/<repo name>/ when it already holds a checkpoint")
+
+
+def _run(args: Any) -> int:
+    d = download_pretrained(args.name, args.to, revision=args.revision, source=args.source,
+                            overwrite=args.overwrite)
+    print(describe(d, args.to is not None))
+    return 0
+
+
+def _command() -> Any:
+    from ..cli import Command
+
+    return Command(DOWNLOAD_HELP, _add_args, _run)
+
+
+DOWNLOAD_HELP = ("fetch a checkpoint into a folder or the Hugging Face cache, sha256-checked, "
+                 "for machines without network")
+DOWNLOAD_COMMAND = _command()
