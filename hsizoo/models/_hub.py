@@ -759,6 +759,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
 
     from ..io.atomic import atomic_folder
     from ._card import render_model_card
+    from ._pretrained import hub_pretrained_cfg
 
     state = _cpu_state_dict(model)
     folder = check_save_folder(folder, overwrite,
@@ -781,6 +782,8 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
         format="hsizoo",
         architecture=arch,
         model_args=dict(getattr(model, "model_args", None) or {}),
+        # timm's block: timm.create_model("hf-hub:<repo>") reads architecture, model_args, this.
+        pretrained_cfg=hub_pretrained_cfg(model, {**user, "architecture": arch}),
         num_classes=int(getattr(model, "num_classes", 0) or 0),
         num_features=int(getattr(model, "num_features", 0) or 0),
         num_parameters=int(sum(v.numel() for v in state.values())),

@@ -30,6 +30,7 @@ import torch.nn as nn
 from einops import rearrange
 from timm.layers import trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 
 from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
 from ._base import SpectralModelMixin
@@ -144,6 +145,12 @@ class HybridSN(SpectralModelMixin, nn.Module):
             ConvBN3d(c2, c3, (k3, 3, 3)),
             ConvBN2d(c3 * depth_out, channels_2d, 3),
         ])
+        # timm's per-block features (features_only=True): each 3-D stage's (C, D) folded into
+        # channels as the 2-D stage sees them; valid convolutions, no stride (reduction 1).
+        depths = [num_components - k1 + 1, num_components - k1 - k2 + 2, depth_out]
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=c * d, reduction=1)
+                             for i, (c, d) in enumerate(zip((c1, c2, c3), depths))]
+        self.feature_info.append(dict(module="blocks.3", num_chs=channels_2d, reduction=1))
         dims = [channels_2d * side * side, *(int(h) for h in hidden)]
         layers: list[nn.Module] = []
         for i in range(len(hidden)):
@@ -178,6 +185,66 @@ class HybridSN(SpectralModelMixin, nn.Module):
         # The 2-D stage sees the spectral-spatial stack as channels (the "hybrid" of the title).
         return self.blocks[3](rearrange(z, "b c d h w -> b (c d) h w"))
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        wavelengths: Sequence[float] | None = None,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Per-stage feature maps, timm's ``forward_intermediates`` convention.
+
+        Args:
+            x: (B, bands, P, P) standardised patches.
+            wavelengths: Band centres in nm; the model's default if None.
+            indices: Stages to take: the last n if an int, these if a sequence, all if None.
+            norm: Accepted for timm's interface; HybridSN has no final norm.
+            stop_early: Stop after the last stage taken.
+            output_fmt: Only ``"NCHW"``: (B, C*D, h, w) for the 3-D stages, (B, C, h, w) after.
+            intermediates_only: Return only the intermediates.
+
+        Returns:
+            The intermediates, or (forward_features output, intermediates).
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"HybridSN's features are maps: output_fmt must be 'NCHW', got "
+                             f"{output_fmt!r}.")
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
+            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
+                             f"got {tuple(x.shape)}.")
+        xc, present = self.canonicalize(x, wavelengths)
+        z = self.spectral_reduce(rearrange(xc, "b g h w -> b h w g"))
+        z = rearrange(z + self.presence_embed(present.to(z.dtype)), "b h w c -> b 1 c h w")
+        inter: list[torch.Tensor] = []
+        blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
+        for i, blk in enumerate(blocks):
+            if z.ndim == 5 and i == 3:
+                z = rearrange(z, "b c d h w -> b (c d) h w")
+            z = blk(z)
+            if i in take:
+                inter.append(rearrange(z, "b c d h w -> b (c d) h w") if z.ndim == 5 else z)
+        if intermediates_only:
+            return inter
+        return z, inter
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the stages after the last one in ``indices`` (and the dense layers and head).
+
+        Returns:
+            The absolute indices kept.
+        """
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_head:
+            self.fc = nn.Identity()
+            self.reset_classifier(0)
+        return take
+
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Flatten the feature map, dense layers, then the classifier."""
         feats = self.fc(rearrange(x, "b c h w -> b (c h w)"))
@@ -188,6 +255,9 @@ class HybridSN(SpectralModelMixin, nn.Module):
         return self.forward_head(self.forward_features(x, wavelengths))
 
 def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> HybridSN:
+    from ._features import pop_feature_kwargs, wrap_features
+
+    feature_cfg = pop_feature_kwargs(kwargs)
     model = build_model_with_cfg(HybridSN, variant, pretrained=False, **kwargs)
     model.architecture = variant
     if pretrained:
@@ -200,7 +270,8 @@ def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> H
                 "baseline trained from scratch on the shots. Use pretrained=False, or pass "
                 "checkpoint_path= a model.safetensors file or a folder from save_pretrained.")
         load_pretrained(model, cfg)
-    return model
+    # Wrapped after loading, so that checkpoint keys match the bare model (features_only=True).
+    return model if feature_cfg is None else wrap_features(model, feature_cfg)
 
 
 default_cfgs = generate_default_cfgs({

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 
 from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
 from ._base import SpectralModelMixin
@@ -194,6 +195,10 @@ class S2Former(SpectralModelMixin, nn.Module):
             DualBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i])
             for i in range(depth)
         ])
+        # timm's per-block features (features_only=True, forward_intermediates): the spatial
+        # tokens of each block as a (D, P, P) map; patches are not downsampled (reduction 1).
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=1)
+                             for i in range(depth)]
         self.norm_sp = nn.LayerNorm(embed_dim, eps=1e-6)
         self.norm_se = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(drop_rate)
@@ -262,30 +267,101 @@ class S2Former(SpectralModelMixin, nn.Module):
             Spatial tokens (B, P*P, D), spectral tokens (B, num_groups, D) and the group
             presence (num_groups,) bool.
         """
-        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
-            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
-                             f"got {tuple(x.shape)}.")
-        xc, present = self.canonicalize(x, wavelengths)
-        sp = self.embed_spatial(xc, present)
-        se = self.embed_spectral(xc, present)
+        sp, se, gp = self._embed(x, wavelengths)
         if spatial_mask is not None:
             sp = torch.where(spatial_mask[..., None], self.mask_token_sp.to(sp.dtype), sp)
         if spectral_mask is not None:
             se = torch.where(spectral_mask[..., None], self.mask_token_se.to(se.dtype), se)
-        return self.encode(sp, se, self.group_presence(present))
+        return self.encode(sp, se, gp)
+
+    def _embed(self, x: torch.Tensor, wavelengths: Sequence[float] | None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Patches -> spatial tokens, spectral tokens and group presence, before the blocks."""
+        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
+            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
+                             f"got {tuple(x.shape)}.")
+        xc, present = self.canonicalize(x, wavelengths)
+        return (self.embed_spatial(xc, present), self.embed_spectral(xc, present),
+                self.group_presence(present))
+
+    def _run_block(self, blk: nn.Module, sp: torch.Tensor, se: torch.Tensor, keep: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        if getattr(self, "grad_checkpointing", False) and torch.is_grad_enabled():
+            # Recompute the block's activations in the backward pass: memory for compute.
+            return torch.utils.checkpoint.checkpoint(blk, sp, se, keep, use_reentrant=False)
+        return blk(sp, se, keep)
 
     def encode(self, sp: torch.Tensor, se: torch.Tensor, group_present: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the dual blocks on embedded tokens (used by the shared-computation predictor)."""
         keep = group_present.view(1, -1).expand(se.shape[0], -1)
         for blk in self.blocks:
-            if getattr(self, "grad_checkpointing", False) and torch.is_grad_enabled():
-                # Recompute the block's activations in the backward pass: memory for compute.
-                sp, se = torch.utils.checkpoint.checkpoint(blk, sp, se, keep,
-                                                           use_reentrant=False)
-            else:
-                sp, se = blk(sp, se, keep)
+            sp, se = self._run_block(blk, sp, se, keep)
         return self.norm_sp(sp), self.norm_se(se), group_present
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        wavelengths: Sequence[float] | None = None,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+        return_spectral_tokens: bool = False,
+    ) -> list[Any] | tuple[torch.Tensor, list[Any]]:
+        """Per-block features, timm's ``forward_intermediates`` convention (as in its ViT).
+
+        Args:
+            x: (B, bands, P, P) standardised patches.
+            wavelengths: Band centres in nm; the model's default if None.
+            indices: Blocks to take: the last n if an int, these if a sequence (negative from
+                the end), all if None.
+            norm: Apply the final norms to the intermediates.
+            stop_early: Stop after the last block taken (then the final features are not
+                those of the whole model).
+            output_fmt: ``"NCHW"``: spatial tokens as a (B, D, P, P) map; ``"NLC"``: (B, P*P, D).
+            intermediates_only: Return only the intermediates.
+            return_spectral_tokens: Each intermediate becomes (spatial, spectral tokens
+                (B, num_groups, D)), like ViT's ``return_prefix_tokens``; groups the sensor does
+                not cover hold the mean of the covered ones, as in forward_features.
+
+        Returns:
+            The intermediates, or (forward_features output, intermediates).
+        """
+        if output_fmt not in ("NCHW", "NLC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}.")
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        sp, se, gp = self._embed(x, wavelengths)
+        keep = gp.view(1, -1).expand(se.shape[0], -1)
+        blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
+        inter: list[Any] = []
+        for i, blk in enumerate(blocks):
+            sp, se = self._run_block(blk, sp, se, keep)
+            if i in take:
+                a, b = (self.norm_sp(sp), self.norm_se(se)) if norm else (sp, se)
+                if output_fmt == "NCHW":
+                    a = rearrange(a, "b (h w) d -> b d h w", h=self.patch_size)
+                inter.append((a, self._fill_missing_groups(b, gp)) if return_spectral_tokens else a)
+        if intermediates_only:
+            return inter
+        final = torch.cat([self.norm_sp(sp), self._fill_missing_groups(self.norm_se(se), gp)], 1)
+        return final, inter
+
+    def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """Drop the blocks after the last one in ``indices`` (and the norms, the head).
+
+        Returns:
+            The absolute indices kept.
+        """
+        take, max_index = feature_take_indices(len(self.blocks), indices)
+        self.blocks = self.blocks[:max_index + 1]
+        if prune_norm:
+            self.norm_sp, self.norm_se = nn.Identity(), nn.Identity()
+        if prune_head:
+            self.reset_classifier(0)
+        return take
 
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                          ) -> torch.Tensor:
@@ -348,6 +424,9 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: S2Former
 
 
 def _create_s2former(variant: str, pretrained: bool = False, **kwargs: Any) -> S2Former:
+    from ._features import pop_feature_kwargs, wrap_features
+
+    feature_cfg = pop_feature_kwargs(kwargs)
     model = build_model_with_cfg(S2Former, variant, pretrained=False, **kwargs)
     model.architecture = variant
     if pretrained:
@@ -363,7 +442,8 @@ def _create_s2former(variant: str, pretrained: bool = False, **kwargs: Any) -> S
                 "checkpoint_path= a model.safetensors file or a folder from save_pretrained."
             )
         load_pretrained(model, cfg)
-    return model
+    # Wrapped after loading, so that checkpoint keys match the bare model (features_only=True).
+    return model if feature_cfg is None else wrap_features(model, feature_cfg)
 
 
 def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, Any]:
@@ -375,19 +455,19 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
 # hsizoo/models/_weights.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
 # first tag of an architecture is its default for pretrained=True.
 default_cfgs = generate_default_cfgs({
-    "s2former_test.untrained": hsi_cfg(input_size=(0, 5, 5)),
+    "s2former_test.untrained": hsi_cfg(patch_size=5),
     "s2former_tiny.ssl_simulated": hsi_cfg(
-        input_size=(0, 7, 7), hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
+        patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
         hf_hub_revision="main",
         sha256="adc323389d09fbb15213db9b9a5d3f7348abf62e74deed7ecb9d47566b1a07bf",
         pretraining="masked reconstruction + FDC on simulated scenes of six sensors (no AVIRIS): "
                     "sensor-agnostic"),
     "s2former_tiny.ssl_indianpines": hsi_cfg(
-        input_size=(0, 7, 7), hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
+        patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
         hf_hub_revision="main", sensor="aviris_indian_pines",
         sha256="264bad5877d350a8221f868d81b15697372308fdad925f0b13e8f24c0ad6ec8c",
         pretraining="masked reconstruction + FDC on the real Indian Pines pixels (in-domain)"),
-    "s2former_tiny.untrained": hsi_cfg(input_size=(0, 7, 7)),
+    "s2former_tiny.untrained": hsi_cfg(patch_size=7),
     "s2former_small.untrained": hsi_cfg(),
     "s2former_base.untrained": hsi_cfg(),
 })
