@@ -34,8 +34,8 @@ from ._hub import (
     _Rejected,
     _split_hub_id,
     _try_hub,
-    _try_shipped,
 )
+from ._weights import try_shipped
 
 __all__ = ["Downloaded", "download_pretrained", "pretrained_cfg_for", "DOWNLOAD_COMMAND"]
 
@@ -163,7 +163,7 @@ def download_pretrained(name: str, to: str | os.PathLike[str] | None = None, *,
     got_from = "package"
     tried: list[str] = []
     if source in ("auto", "package") and rev == pinned:
-        found = _try_shipped(hub_id, expected, tried)
+        found = try_shipped(hub_id, expected, tried)
         src = None if found is None else found[0].parent
     if src is None and source == "package":
         raise CheckpointNotFoundError(

@@ -196,34 +196,6 @@ def _hub_recorded_sha(hub_id: str, revision: str | None) -> str | None:
     return sha.lower() if isinstance(sha, str) and sha else None
 
 
-def _try_shipped(hub_id: str, expected: str | None, tried: list[str]) -> tuple[Path, str, dict[str, Any]] | None:
-    """The shipped copy of ``hub_id`` when it is the pinned version and verifies; else None."""
-    from ._weights import WEIGHTS_DIR, shipped_folder
-
-    folder = shipped_folder(hub_id)
-    if folder is None:
-        tried.append(f"shipped with hsizoo ({WEIGHTS_DIR}): not among the published checkpoints")
-        return None
-    cand = folder / WEIGHTS_NAME
-    try:
-        cfg = _read_config(folder)
-    except _Rejected as e:
-        tried.append(f"shipped {cand}: {e}")
-        return None
-    recorded = str(cfg.get("sha256") or "").lower()
-    if expected and recorded and expected.lower() != recorded:
-        # Not corruption: the pin names another version (an update on the Hub).
-        tried.append(f"shipped {cand}: holds sha256 {recorded[:12]}..., the pretrained config asks "
-                     f"for {expected.lower()[:12]}... (another version)")
-        return None
-    try:
-        sha, cfg = _check_candidate(cand, expected, cfg)
-    except _Rejected as e:
-        tried.append(f"shipped {cand}: {e}; reinstall hsizoo (pip install --force-reinstall hsizoo)")
-        return None
-    return cand, sha, cfg
-
-
 def _mirror_candidates(hf_hub_id: str) -> list[Path]:
     out: list[Path] = []
     name = hf_hub_id.rsplit("/", 1)[-1]
@@ -442,7 +414,9 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
         _logger.info("%s: loading %s from local mirror %s", name, hub_id, cand)
         return ResolvedCheckpoint(cand, "mirror", sha, cfg, tried)
 
-    shipped = _try_shipped(hub_id, expected, tried)
+    from ._weights import try_shipped
+
+    shipped = try_shipped(hub_id, expected, tried)
     if shipped is not None:
         _logger.info("%s: loading %s shipped with hsizoo, %s", name, hub_id, shipped[0])
         return ResolvedCheckpoint(shipped[0], "shipped", shipped[1], shipped[2], tried)

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["WEIGHTS_DIR", "shipped_folders", "shipped_folder"]
+__all__ = ["WEIGHTS_DIR", "shipped_folders", "shipped_folder", "try_shipped"]
 
 #: The package's folder of published checkpoints (``hsizoo/weights``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -65,3 +66,41 @@ def shipped_folder(hf_hub_id: str) -> Path | None:
         The folder, or None when this installation does not ship it.
     """
     return shipped_folders().get(hf_hub_id)
+
+
+def try_shipped(hub_id: str, expected: str | None, tried: list[str]
+                ) -> tuple[Path, str, dict[str, Any]] | None:
+    """The shipped copy of a repository, when it is the pinned version and verifies.
+
+    Args:
+        hub_id: ``org/name`` of the repository.
+        expected: The sha256 the pretrained config pins, if any.
+        tried: Lines of the loader's "tried" list; why the copy was passed over is appended.
+
+    Returns:
+        (model.safetensors, its sha256, its config.json), or None.
+    """
+    from ._hub import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
+
+    folder = shipped_folder(hub_id)
+    if folder is None:
+        tried.append(f"shipped with hsizoo ({WEIGHTS_DIR}): not among the published checkpoints")
+        return None
+    cand = folder / WEIGHTS_NAME
+    try:
+        cfg = _read_config(folder)
+    except _Rejected as e:
+        tried.append(f"shipped {cand}: {e}")
+        return None
+    recorded = str(cfg.get("sha256") or "").lower()
+    if expected and recorded and expected.lower() != recorded:
+        # Not corruption: the pin names another version (an update on the Hub).
+        tried.append(f"shipped {cand}: holds sha256 {recorded[:12]}..., the pretrained config asks "
+                     f"for {expected.lower()[:12]}... (another version)")
+        return None
+    try:
+        sha, cfg = _check_candidate(cand, expected, cfg)
+    except _Rejected as e:
+        tried.append(f"shipped {cand}: {e}; reinstall hsizoo (pip install --force-reinstall hsizoo)")
+        return None
+    return cand, sha, cfg
