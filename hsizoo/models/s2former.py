@@ -465,8 +465,9 @@ default_cfgs = generate_default_cfgs({
     "s2former_tiny.ssl_indianpines": hsi_cfg(
         patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
         hf_hub_revision="main", sensor="aviris_indian_pines",
-        sha256="264bad5877d350a8221f868d81b15697372308fdad925f0b13e8f24c0ad6ec8c",
-        pretraining="masked reconstruction + FDC on the real Indian Pines pixels (in-domain)"),
+        sha256="db1ed5ed4ed4ae25edd4ab8d7f5452bbc86221b27aa7a0d12dffae046a833d9e",
+        pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
+                    "pixels (in-domain)"),
     "s2former_tiny.untrained": hsi_cfg(patch_size=7),
     "s2former_small.untrained": hsi_cfg(),
     "s2former_base.untrained": hsi_cfg(),
