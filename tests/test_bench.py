@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from hsizoo.bench import report as rep
@@ -248,3 +249,22 @@ def test_indian_pines_svm_sanity(shared_data: Path, tmp_path: Path) -> None:
     # Reference (issue): svm_raw 47.3 %, 7x7-filtered 57.4 % OA at 5 shots (mean of seeds).
     assert 0.30 < oa["svm_raw"] < 0.65
     assert 0.40 < oa["svm_filtered"] < 0.80
+
+
+def test_stored_settings_name_the_checkpoint_bytes_not_only_its_name(tmp_path) -> None:
+    """Retrained weights under the same folder or tag are not mistaken for the old ones."""
+    import hsizoo
+    from hsizoo.bench.runner import METHODS, BenchOptions, method_settings
+    from hsizoo.models._hub import save_pretrained
+
+    folder = tmp_path / "s2former_test.ssl"
+    torch.manual_seed(0)
+    save_pretrained(hsizoo.create_model("s2former_test"), folder)
+    opts = BenchOptions(model="s2former_test", checkpoints={"indomain": str(folder)})
+    first = method_settings(METHODS["s2former_ssl_daft"], opts)
+    torch.manual_seed(1)
+    save_pretrained(hsizoo.create_model("s2former_test"), folder, overwrite=True)
+    second = method_settings(METHODS["s2former_ssl_daft"], opts)
+    assert first["checkpoint"] == second["checkpoint"] == str(folder)
+    assert first["checkpoint_sha256"] != second["checkpoint_sha256"]
+    assert method_settings(METHODS["s2former_scratch_daft"], opts)["checkpoint_sha256"] is None

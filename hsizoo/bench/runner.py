@@ -444,7 +444,20 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
             "transduction": spec.transduction and spec.daft,
             "daft_overrides": dict(spec.daft_overrides),
             "transduction_overrides": dict(spec.transduction_overrides),
-            "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None}
+            "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None,
+            "checkpoint_sha256": _checkpoint_sha(spec, opts)}
+
+
+def _checkpoint_sha(spec: MethodSpec, opts: BenchOptions) -> str | None:
+    """sha256 of the weights a method starts from, so retrained weights under the same tag or
+    path are never mistaken for the ones a stored result used."""
+    value = opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None
+    if not value:
+        return None
+    try:
+        return resolve_checkpoint(value, spec.checkpoint, opts.model).get("sha256")
+    except SkipMethod:
+        return None
 
 
 def _stored_settings(path: Path) -> dict[str, Any] | None:
