@@ -459,9 +459,9 @@ default_cfgs = generate_default_cfgs({
     "s2former_tiny.ssl_simulated": hsi_cfg(
         patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
         hf_hub_revision="main",
-        sha256="adc323389d09fbb15213db9b9a5d3f7348abf62e74deed7ecb9d47566b1a07bf",
-        pretraining="masked reconstruction + FDC on simulated scenes of six sensors (no AVIRIS): "
-                    "sensor-agnostic"),
+        sha256="d097a30f993e95feba1ae73e1b39f780e2e209c6e0b7e8e7810b1484e928b34e",
+        pretraining="masked reconstruction + FDC + view agreement on simulated scenes of six "
+                    "sensors (no AVIRIS): sensor-agnostic"),
     "s2former_tiny.ssl_indianpines": hsi_cfg(
         patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
         hf_hub_revision="main", sensor="aviris_indian_pines",
