@@ -469,6 +469,12 @@ default_cfgs = generate_default_cfgs({
         pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
                     "pixels (in-domain)"),
     "s2former_tiny.untrained": hsi_cfg(patch_size=7),
+    "s2former_small.ssl_indianpines": hsi_cfg(
+        patch_size=9, hf_hub_id="hsizoo/s2former_small.ssl_indianpines",
+        hf_hub_revision="main", sensor="aviris_indian_pines",
+        sha256="ae28bb9a28123b39d3947fc9dafe1d60357beff415c9e53d7c40ce3bc223c2d5",
+        pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
+                    "pixels (in-domain)"),
     "s2former_small.untrained": hsi_cfg(),
     "s2former_base.untrained": hsi_cfg(),
 })
