@@ -30,6 +30,8 @@ PRODUCERS = {
     "finetune": "python benchmarks/finetune_bench.py",
     "pretrain": "python benchmarks/pretrain_bench.py",
     "results": "python benchmarks/fewshot.py && python benchmarks/make_report.py",
+    "probe": "python benchmarks/probe.py",
+    "pretrain_ablation": "python benchmarks/pretrain_ablation.py",
 }
 
 
@@ -39,20 +41,26 @@ def weights_table() -> str:
 
     import hsizoo
 
-    rows = ["| weights | sensor of the data | data | steps x batch | wall time | hardware | "
-            "final loss |", "|---|---|---|---:|---:|---|---:|"]
+    rows = ["| weights | sensor of the data | data | recipe | steps x batch | wall time | hardware "
+            "| probe curve |", "|---|---|---|---|---:|---:|---|---|"]
     for name in hsizoo.list_pretrained():
         cfg = timm.models.get_pretrained_cfg(name).to_dict()
         folder = REPO / "hsizoo" / "weights" / cfg["hf_hub_id"].rsplit("/", 1)[-1]
         card = json.loads((folder / "config.json").read_text()) if folder.is_dir() else {}
         tr = card.get("training", {})
         data = card.get("data", "")
-        data = "; ".join(data) if isinstance(data, list) else str(data)
+        data = (f"{data[0]}; and {len(data) - 2} more scenes ({data[-1]})" if isinstance(data, list)
+                and len(data) > 2 else "; ".join(data) if isinstance(data, list) else str(data))
+        pc = card.get("probe_curve") or {}
+        curve = (f"{pc['linear_oa'][0]:.1f} -> {pc['linear_oa'][-1]:.1f} % ({pc['shots']}-shot "
+                 f"linear, {pc['scene']})" if pc.get("linear_oa") else "")
+        recipe = ("reconstruction + FDC + view agreement"
+                  if card.get("pretrain_config", {}).get("contrast_weight") else
+                  "reconstruction + FDC")
         rows.append(f"| [`{name}`](hsizoo/weights/{folder.name}/README.md) | "
-                    f"{cfg.get('sensor') or ''} | {data} | "
+                    f"{cfg.get('sensor') or ''} | {data} | {recipe} | "
                     f"{tr.get('steps', '')} x {tr.get('batch_size', '')} | "
-                    f"{tr.get('wall_time', '')} | {tr.get('hardware', '')} | "
-                    f"{tr.get('final_loss', '')} |")
+                    f"{tr.get('wall_time', '')} | {tr.get('hardware', '')} | {curve} |")
     return "\n".join(rows)
 
 

@@ -173,3 +173,19 @@ def test_timm_hf_hub_of_a_published_tag_uses_the_shipped_copy_of_that_version(hu
     fresh = timm.create_model(f"hf-hub:{hub_id}", pretrained=True)
     assert _state_equal(fresh, create_model(str(newer)))
     assert not _state_equal(fresh, loaded)
+
+
+def test_saved_input_size_names_the_training_sensors_bands(tmp_path) -> None:
+    import json
+
+    import hsizoo
+    from hsizoo.models._hub import save_pretrained
+    from hsizoo.sensors import get_sensor
+
+    model = hsizoo.create_model("s2former_test")
+    folder = save_pretrained(model, tmp_path / "m", config={"sensor": "aviris_indian_pines"})
+    size = json.loads((folder / "config.json").read_text())["pretrained_cfg"]["input_size"]
+    assert size == [len(get_sensor("aviris_indian_pines").wavelengths), 5, 5]
+    other = save_pretrained(model, tmp_path / "n")
+    assert json.loads((other / "config.json").read_text())["pretrained_cfg"]["input_size"][0] \
+        != size[0]

@@ -84,7 +84,8 @@ def hub_pretrained_cfg(model: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     Args:
         model: The model being saved (its ``pretrained_cfg``, ``architecture``, ``num_classes``,
             ``patch_size`` and default wavelengths are read).
-        config: The other config.json fields (``tag``, ``license``, ``class_names``).
+        config: The other config.json fields (``tag``, ``license``, ``class_names``,
+            ``sensor``: the training sensor, whose band count is the typical input's).
 
     Returns:
         A JSON-able dict of timm PretrainedCfg fields.
@@ -105,6 +106,11 @@ def hub_pretrained_cfg(model: Any, config: Mapping[str, Any]) -> dict[str, Any]:
     if p:
         # The model's own default bands, else the registry's (a sensor's), else the grid's.
         base_size = tuple(base.get("input_size") or ())
+        if wl is None and config.get("sensor"):
+            # Weights trained on one sensor: a typical input has that sensor's bands.
+            from ..sensors import get_sensor
+
+            wl = get_sensor(str(config["sensor"])).wavelengths
         bands = (len(wl) if wl is not None else int(base_size[0]) if base_size and base_size[0]
                  else grid_band_count(getattr(model, "grid", None)))
         out["input_size"] = (bands, int(p), int(p))
