@@ -4,7 +4,10 @@
 
 For every folder of hsizoo/weights/, the harness results (benchmarks/results/fewshot/) of the
 methods that fine-tuned that checkpoint are summarised (mean ± std of OA, AA and kappa over the
-seeds, per scene and shot count) into ``config.json["results"]``, and README.md is re-rendered
+seeds, per scene and shot count) into ``config.json["results"]`` (only results whose stored
+checkpoint sha256 is this folder's: results of earlier weights under the same tag never count),
+the representation probe (benchmarks/results/probe/) into ``config.json["probe"]``, and
+README.md is re-rendered
 from the config with :func:`hsizoo.models._card.render_model_card`, so the card stays generated,
 never hand-written. The weights file, and so its sha256, is not touched.
 """
@@ -23,16 +26,16 @@ from hsizoo.bench.report import load_results  # noqa: E402
 from hsizoo.models._card import render_model_card  # noqa: E402
 
 
-def _uses(record: dict, tag: str, folder: Path) -> bool:
-    ck = (record.get("info") or {}).get("checkpoint") or (record.get("settings") or {}).get(
-        "checkpoint")
-    return ck in (tag, str(folder), folder.name)
+def _uses(record: dict, tag: str, folder: Path, sha256: str) -> bool:
+    settings = record.get("settings") or {}
+    ck = (record.get("info") or {}).get("checkpoint") or settings.get("checkpoint")
+    return ck in (tag, str(folder), folder.name) and settings.get("checkpoint_sha256") == sha256
 
 
-def summarise(records: list[dict], tag: str, folder: Path) -> list[dict]:
+def summarise(records: list[dict], tag: str, folder: Path, sha256: str) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if _uses(r, tag, folder):
+        if _uses(r, tag, folder, sha256):
             groups.setdefault((r["scene"], r["method"], r["shots"]), []).append(r)
     rows = []
     for (scene, method, shots), rs in sorted(groups.items()):
@@ -46,21 +49,26 @@ def summarise(records: list[dict], tag: str, folder: Path) -> list[dict]:
 
 
 def main() -> int:
+    from hsizoo.bench.probe_run import load_probe_results, probe_rows
+
     records = load_results(REPO / "benchmarks" / "results" / "fewshot")
+    probes = load_probe_results(REPO / "benchmarks" / "results" / "probe")
     for folder in sorted((REPO / "hsizoo" / "weights").iterdir()):
         cfg_path = folder / "config.json"
         if not cfg_path.is_file():
             continue
         cfg = json.loads(cfg_path.read_text())
         tag = f"{cfg['architecture']}.{cfg.get('tag')}"
-        rows = summarise(records, tag, folder)
+        rows = summarise(records, tag, folder, cfg["sha256"])
+        cfg["results"] = rows or None
+        probe = probe_rows(probes, tag)
+        cfg["probe"] = probe or None
+        cfg = {k: v for k, v in cfg.items() if v is not None}
         if not rows:
-            print(f"{folder.name}: no few-shot results use it yet")
-            continue
-        cfg["results"] = rows
+            print(f"{folder.name}: no few-shot results use these weights yet")
         cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
         (folder / "README.md").write_text(render_model_card(cfg))
-        print(f"{folder.name}: {len(rows)} result rows")
+        print(f"{folder.name}: {len(rows)} result rows, {len(probe)} probe rows")
     return 0
 
 

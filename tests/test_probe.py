@@ -176,3 +176,17 @@ def test_pretrain_probe_curve_is_logged_resumed_plotted_and_carded(tmp_path: Pat
     unlabelled = __import__("dataclasses").replace(scene, labels=None)
     with pytest.raises(ValueError, match="no labels"):
         pt.pretrain([scene], tmp_path / "run2", probe=unlabelled, **recipe)
+
+
+def test_card_renders_the_probe_table_and_curve() -> None:
+    from hsizoo.models._card import render_model_card
+
+    card = render_model_card({
+        "architecture": "s2former_tiny", "tag": "x",
+        "probe_curve": {"scene": "indian_pines", "shots": 5, "seeds": [100, 101, 102],
+                        "steps": [0, 500], "linear_oa": [40.8, 62.0]},
+        "probe": [{"scene": "indian_pines", "shots": 5, "seeds": 10, "linear": 63.1,
+                   "linear, random init": 43.4, "linear gain (paired)": 19.7}]})
+    assert "40.8 % at step 0, 62.0 % at step 500" in card
+    assert "## Representation probe (frozen features)" in card
+    assert "| indian_pines | 5 | 10 | 63.1 | 43.4 | 19.7 |" in card
