@@ -33,8 +33,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["PROBES", "ProbeScores", "embed_scene", "load_backbone", "probe_features",
-           "probe_model"]
+__all__ = ["PROBES", "ProbeScores", "embed_scene", "feature_graph", "load_backbone",
+           "probe_features", "probe_model"]
 
 PROBES = ("linear", "linear_smooth", "knn", "lp")
 SMOOTH_SIGMA = 3.0
@@ -167,22 +167,29 @@ def _knn(x_train: np.ndarray, y_train: np.ndarray, x_all: np.ndarray, num_classe
     return votes
 
 
-def _lp(x: np.ndarray, train_idx: np.ndarray, y_train: np.ndarray, num_classes: int
-        ) -> np.ndarray:
-    from ..finetune.transduction import knn_graph, propagate, propagation_seeds
+def feature_graph(x: np.ndarray) -> Any:
+    """The ``lp`` read-out's graph: 10 nearest neighbours of the standardised features (up to 30
+    principal components). It depends on the features only, so one graph serves every split."""
+    from ..finetune.transduction import knn_graph
 
     z = x
     if z.shape[1] > 30:
         zc = z - z.mean(0)
         _, _, vt = np.linalg.svd(zc[:: max(1, zc.shape[0] // 20000)], full_matrices=False)
         z = _standardise(zc @ vt[:30].T)
-    graph = knn_graph(z, 10)
+    return knn_graph(z, 10)
+
+
+def _lp(graph: Any, train_idx: np.ndarray, y_train: np.ndarray, num_classes: int
+        ) -> np.ndarray:
+    from ..finetune.transduction import propagate, propagation_seeds
+
     seeds = propagation_seeds(train_idx, y_train, graph.shape[0], num_classes)
     return propagate(graph, seeds, 0.99, 100)
 
 
 def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
-                   probes: Sequence[str] = PROBES) -> ProbeScores:
+                   probes: Sequence[str] = PROBES, graph: Any = None) -> ProbeScores:
     """Fit the read-outs on one few-shot split of the scene's labels and score them.
 
     Args:
@@ -191,6 +198,7 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
         shots: Training pixels per class.
         seed: Split seed (:func:`hsizoo.splits.few_shot_split`).
         probes: Read-outs to run (subset of :data:`PROBES`).
+        graph: :func:`feature_graph` of the same features, to reuse across splits.
 
     Returns:
         The accuracies.
@@ -235,7 +243,7 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
     if "knn" in probes:
         oa["knn"] = score(_knn(x[tr], ytr, x, K, min(5, shots)))
     if "lp" in probes:
-        oa["lp"] = score(_lp(x, tr, ytr, K))
+        oa["lp"] = score(_lp(graph if graph is not None else feature_graph(x), tr, ytr, K))
     return ProbeScores(shots=shots, seed=seed, oa=oa, num_train=int(tr.size),
                        num_test=int(te.size))
 
