@@ -62,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
              "`linear_smooth` its probabilities smoothed over the map (sigma 3 px); `knn` "
              "cosine k-NN (k = min(5, shots)); `lp` label propagation over a 10-NN graph of the "
              "features alone. Random init rows: one initialisation per split seed.\n"]
+    five = [probe_table(records, scene, 5) for scene in scenes]
+    (RESULTS / "probe_summary.md").write_text("\n".join(t for t in five if t))
+    parts += ["## 5 shots per class\n"] + five + ["## Other shot counts\n"]
     for scene in scenes:
-        for k in sorted({s for r in records if r["scene"] == scene for s in r["shots"]}):
+        for k in sorted({s for r in records if r["scene"] == scene for s in r["shots"]} - {5}):
             parts.append(probe_table(records, scene, k))
-    text = "\n".join(parts)
+    text = "\n".join(p for p in parts if p)
     (RESULTS / "probe.md").write_text(text)
     print(text)
     return 0

@@ -30,7 +30,7 @@ PRODUCERS = {
     "finetune": "python benchmarks/finetune_bench.py",
     "pretrain": "python benchmarks/pretrain_bench.py",
     "results": "python benchmarks/fewshot.py && python benchmarks/make_report.py",
-    "probe": "python benchmarks/probe.py",
+    "probe_summary": "python benchmarks/probe.py",
     "pretrain_ablation": "python benchmarks/pretrain_ablation.py",
 }
 

@@ -123,8 +123,9 @@ def probe_table(records: Sequence[dict[str, Any]], scene: str, shots: int = 5,
     if not recs:
         return ""
     base = {r["architecture"]: r for r in recs if r["random_init"]}
-    head = "| backbone | " + " | ".join(probes) + " | linear vs random init (paired) |"
-    lines = [head, "|---|" + "---:|" * (len(probes) + 1)]
+    head = ("| backbone | seeds | " + " | ".join(probes)
+            + " | linear vs random init (paired mean +- std) |")
+    lines = [head, "|---|---:|" + "---:|" * (len(probes) + 1)]
     for r in sorted(recs, key=lambda r: (r["architecture"], not r["random_init"], r["backbone"])):
         cells = []
         for p in probes:
@@ -140,10 +141,13 @@ def probe_table(records: Sequence[dict[str, Any]], scene: str, shots: int = 5,
                 diff = (f"{d.mean():+.1f} +- {d.std():.1f} ({int((d > 0).sum())}/{d.size} "
                         "seeds better)")
         name = f"`{r['backbone']}`" + (" (random init)" if r["random_init"] else "")
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff} |")
-    n = len(recs[0]["seeds"])
-    return (f"**{scene}**, {shots} shots per class, {n} seeds; overall accuracy (%) of read-outs "
-            "fitted on the shots of frozen features.\n\n" + "\n".join(lines) + "\n")
+        seeds = sorted(_scores(r, shots, "linear"))
+        span = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) \
+            else ",".join(map(str, seeds))
+        lines.append(f"| {name} | {span} | " + " | ".join(cells) + f" | {diff} |")
+    return (f"**{scene}**, {shots} shots per class; overall accuracy (%) of read-outs fitted on "
+            "the shots of frozen features, mean +- std over split seeds.\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def probe_rows(records: Sequence[dict[str, Any]], backbone: str) -> list[dict[str, Any]]:
