@@ -42,3 +42,16 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "Indian_pines_corrected.mat").exists():
         pytest.skip(f"real scenes not found at {SHARED_DATA} (they live beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A running local Hub (tests/hub_server.py), huggingface_hub pointed at it, a fresh cache,
+    and no $HSIZOO_HUB_MIRROR."""
+    from hub_server import HubServer, point_huggingface_hub_at
+
+    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
+    server = HubServer(tmp_path / "hub").start()
+    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
+    yield server
+    server.stop()

@@ -6,10 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import timm
 import torch
-from hub_server import HubServer, point_huggingface_hub_at
 
 from hsizoo.cli import main
 from hsizoo.models._factory import create_model
@@ -19,14 +17,6 @@ from hsizoo.models._weights import WEIGHTS_DIR
 TAG = "s2former_tiny.ssl_simulated"
 HUB_ID = timm.models.get_pretrained_cfg(TAG).to_dict()["hf_hub_id"]
 
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
-    server = HubServer(tmp_path / "hub").start()
-    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
-    yield server
-    server.stop()
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hub_server import HubServer, point_huggingface_hub_at
+from hub_server import HubServer
 from safetensors.torch import load_file, save_file
 
 from hsizoo.models._card import render_model_card
@@ -46,15 +46,6 @@ def saved(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
         tag="unit", hf_hub_id=REPO, sensor="aviris_indian_pines", license="apache-2.0"))
     return model, folder
 
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """A running local Hub, with huggingface_hub pointed at it and a fresh cache."""
-    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
-    server = HubServer(tmp_path / "hub").start()
-    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
-    yield server
-    server.stop()
 
 
 def _publish(server: HubServer, folder: Path, repo_id: str = REPO) -> str:

@@ -347,16 +347,6 @@ def test_a_model_folder_filled_during_the_save_is_not_replaced(tmp_path, monkeyp
 HUB_REPO = "hsizoo-test/s2former_test.faults"
 
 
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    from hub_server import HubServer, point_huggingface_hub_at
-
-    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
-    server = HubServer(tmp_path / "hub").start()
-    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
-    yield server
-    server.stop()
-
 
 def _published(hub, tmp_path: Path):
     """A 3-class s2former_test saved and published; returns (model, its pretrained config)."""

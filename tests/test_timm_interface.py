@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import timm
 import torch
-from hub_server import HubServer, point_huggingface_hub_at
 
 import hsizoo
 from hsizoo.models._factory import create_model
@@ -25,14 +23,6 @@ def _x(model: torch.nn.Module, n: int = 2) -> torch.Tensor:
     p = model.patch_size
     return torch.randn(n, WL.size, p, p, generator=torch.Generator().manual_seed(3))
 
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
-    server = HubServer(tmp_path / "hub").start()
-    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
-    yield server
-    server.stop()
 
 
 # ----------------------------------------------------------------------- features_only

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import timm
-from hub_server import HubServer, point_huggingface_hub_at
 
 import hsizoo
 from hsizoo.models import _weights
@@ -24,14 +23,6 @@ from hsizoo.models._hub import (
 
 REPO = "hsizoo-test/s2former_test.shipped"
 
-
-@pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    monkeypatch.delenv("HSIZOO_HUB_MIRROR", raising=False)
-    server = HubServer(tmp_path / "hub").start()
-    point_huggingface_hub_at(monkeypatch, server, tmp_path / "hf-cache")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

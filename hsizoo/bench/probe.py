@@ -172,7 +172,7 @@ def feature_graph(x: np.ndarray) -> Any:
     principal components). It depends on the features only, so one graph serves every split."""
     from ..finetune.transduction import knn_graph
 
-    z = x
+    z = _standardise(x)
     if z.shape[1] > 30:
         zc = z - z.mean(0)
         _, _, vt = np.linalg.svd(zc[:: max(1, zc.shape[0] // 20000)], full_matrices=False)

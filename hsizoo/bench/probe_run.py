@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .probe import PROBES, _standardise, embed_scene, feature_graph, load_backbone, probe_features
+from .probe import PROBES, embed_scene, feature_graph, load_backbone, probe_features
 
 __all__ = ["SCHEMA", "load_probe_results", "probe_rows", "probe_table", "run_probe_benchmark"]
 
@@ -79,7 +79,7 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
                     model, weights = load_backbone(backbone, seed)
                     arch = _arch(backbone, model)
                     feats = embed_scene(model, scene)
-                    graph = feature_graph(_standardise(feats))
+                    graph = feature_graph(feats)
                 for k in shots:
                     r = probe_features(feats, scene, int(k), int(seed), graph=graph)
                     runs.append({"shots": r.shots, "seed": r.seed, "oa": r.oa,
