@@ -117,7 +117,7 @@ def _run_info(args: argparse.Namespace) -> int:
     from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
     from .models._factory import count_flops_per_pixel, create_model
-    from .models._hub import locate_checkpoint
+    from .models._load import locate_checkpoint
 
     if args.bands is not None:
         if args.bands < 1:
@@ -237,7 +237,7 @@ def _build_parser(selected: str | None) -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .io.atomic import OutputError
-    from .models._hub import CheckpointError
+    from .models._load import CheckpointError
 
     # OutputError: an output location refused, or a write that failed (a full disk); its
     # message says what to do.

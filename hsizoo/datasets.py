@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .io.atomic import AtomicFile
+from .io.atomic import AtomicFile, file_sha256
 
 if TYPE_CHECKING:
     from .io.scene import Scene
@@ -241,14 +241,6 @@ def default_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "hsizoo" / "data"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_file(path: str | Path, info: FileInfo) -> bool:
     """Check a local file against the catalogue's size and sha256.
 
@@ -274,7 +266,7 @@ def verify_file(path: str | Path, info: FileInfo) -> bool:
         warnings.warn(f"No published sha256 for {info.name}; cannot verify {p}.", UserWarning,
                       stacklevel=2)
         return False
-    digest = _sha256(p)
+    digest = file_sha256(p)
     if digest != info.sha256:
         raise ValueError(
             f"sha256 of {p} is {digest}, expected {info.sha256} for the canonical {info.name}; the "

@@ -11,7 +11,8 @@ import torch
 
 from hsizoo.cli import main
 from hsizoo.models._factory import create_model
-from hsizoo.models._hub import load_pretrained, resolve, save_pretrained
+from hsizoo.models._load import load_pretrained, resolve
+from hsizoo.models._save import save_pretrained
 from hsizoo.models._weights import WEIGHTS_DIR
 
 TAG = "s2former_tiny.ssl_simulated"

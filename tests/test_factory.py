@@ -14,7 +14,7 @@ from hsizoo.models._factory import (
     list_models,
     list_pretrained,
 )
-from hsizoo.models._hub import save_pretrained
+from hsizoo.models._save import save_pretrained
 from hsizoo.sensors import get_sensor
 
 

@@ -17,17 +17,15 @@ from safetensors.torch import load_file, save_file
 
 from hsizoo.models._card import render_model_card
 from hsizoo.models._factory import create_model
-from hsizoo.models._hub import (
+from hsizoo.io.atomic import file_sha256
+from hsizoo.models._load import (
     CheckpointError,
     CheckpointNotFoundError,
-    file_sha256,
     load_pretrained,
     locate_checkpoint,
-    push_to_hub,
     resolve_checkpoint,
-    save_pretrained,
-    verify_folder,
 )
+from hsizoo.models._save import push_to_hub, save_pretrained, verify_folder
 
 REPO = "hsizoo-test/s2former_test.unit"
 WL = np.linspace(420.0, 2450.0, 24)  # 24 bands

@@ -121,7 +121,7 @@ def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
     assert files[0].stat().st_mtime_ns == mtime and "kept" in lines[-1]
     # A "pretrained" backbone: a model folder of the same architecture.
     model, _ = load_backbone("s2former_test", seed=7)
-    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._save import save_pretrained
 
     folder = save_pretrained(model, tmp_path / "s2former_test.other")
     run_probe_benchmark([str(folder)], [SPEC], shots=(5,), seeds=(0, 1), out_dir=out,

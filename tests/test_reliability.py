@@ -113,7 +113,7 @@ def test_a_full_disk_during_the_quicklook_is_a_clear_error_and_keeps_the_old_png
 
 
 def _saved_model(folder: Path, num_classes: int):
-    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._save import save_pretrained
     from hsizoo.models._factory import create_model
 
     model = create_model("s2former_test", num_classes=num_classes).eval()
@@ -124,7 +124,7 @@ def _saved_model(folder: Path, num_classes: int):
 def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(tmp_path) -> None:
     """The new model is written as a hidden sibling folder and swapped in whole: a process
     killed after writing the weights (here with os._exit, no cleanup) changes nothing."""
-    from hsizoo.models._hub import verify_folder
+    from hsizoo.models._save import verify_folder
 
     folder = tmp_path / "model"
     _saved_model(folder, 3)
@@ -133,7 +133,7 @@ def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(
     script = textwrap.dedent(f"""
         import os
         import hsizoo.models._card as card
-        from hsizoo.models._hub import save_pretrained
+        from hsizoo.models._save import save_pretrained
         from hsizoo.models._factory import create_model
 
         def killed(cfg):  # after model.safetensors and config.json are written
@@ -153,7 +153,8 @@ def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(
 
 
 def test_a_model_folder_is_replaced_as_a_whole_and_keeps_other_files(tmp_path) -> None:
-    from hsizoo.models._hub import file_sha256, save_pretrained, verify_folder
+    from hsizoo.io.atomic import file_sha256
+    from hsizoo.models._save import save_pretrained, verify_folder
     from hsizoo.models._factory import create_model
 
     folder = tmp_path / "model"
@@ -324,7 +325,7 @@ def test_a_map_that_appears_during_the_run_is_not_replaced(tmp_path) -> None:
 
 def test_a_model_folder_filled_during_the_save_is_not_replaced(tmp_path, monkeypatch) -> None:
     from hsizoo.models import _card
-    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._save import save_pretrained
     from hsizoo.models._factory import create_model
 
     folder = tmp_path / "model"
@@ -369,7 +370,7 @@ def _same_weights(a, b) -> bool:
 def test_a_download_refused_for_wrong_bytes_leaves_the_cache_and_a_retry_succeeds(
         hub, tmp_path) -> None:
     from hsizoo.models._factory import create_model
-    from hsizoo.models._hub import CheckpointError
+    from hsizoo.models._load import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     good = (hub.repo_dir(HUB_REPO) / "model.safetensors").read_bytes()
@@ -392,7 +393,7 @@ def test_a_connection_dropped_mid_body_is_one_clear_error(hub, tmp_path, monkeyp
     import huggingface_hub.file_download as fd
 
     from hsizoo.models._factory import create_model
-    from hsizoo.models._hub import CheckpointError
+    from hsizoo.models._load import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # huggingface_hub's retry pauses

@@ -11,7 +11,7 @@ import torch
 
 import hsizoo
 from hsizoo.models._factory import create_model
-from hsizoo.models._hub import save_pretrained
+from hsizoo.models._save import save_pretrained
 from hsizoo.models._weights import WEIGHTS_DIR
 from hsizoo.sensors import get_sensor
 
@@ -169,7 +169,7 @@ def test_saved_input_size_names_the_training_sensors_bands(tmp_path) -> None:
     import json
 
     import hsizoo
-    from hsizoo.models._hub import save_pretrained
+    from hsizoo.models._save import save_pretrained
     from hsizoo.sensors import get_sensor
 
     model = hsizoo.create_model("s2former_test")

@@ -12,14 +12,14 @@ import timm
 import hsizoo
 from hsizoo.models import _weights
 from hsizoo.models._factory import create_model
-from hsizoo.models._hub import (
+from hsizoo.io.atomic import file_sha256
+from hsizoo.models._load import (
     CheckpointError,
     CheckpointNotFoundError,
-    file_sha256,
     locate_checkpoint,
     resolve,
-    save_pretrained,
 )
+from hsizoo.models._save import save_pretrained
 
 REPO = "hsizoo-test/s2former_test.shipped"
 

@@ -86,7 +86,7 @@ def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) 
         import json, sys
         import timm
         import hsizoo
-        from hsizoo.models._hub import resolve
+        from hsizoo.models._load import resolve
         out = {"file": hsizoo.__file__, "loaded": {}}
         for tag in hsizoo.list_pretrained():
             model = hsizoo.create_model(tag, pretrained=True)

@@ -330,8 +330,8 @@ def resolve_checkpoint(value: str | None, role: str, model: str) -> dict[str, An
     Raises:
         SkipMethod: the checkpoint was not given or cannot be found.
     """
+    from ..io.atomic import file_sha256
     from ..models._factory import list_pretrained
-    from ..models._hub import file_sha256
 
     opt = CHECKPOINT_OPTIONS[role]
     if not value:
@@ -347,7 +347,7 @@ def resolve_checkpoint(value: str | None, role: str, model: str) -> dict[str, An
                     "export it first (hsizoo pretrain ... --export FOLDER, or "
                     "hsizoo.pretrain.export_pretrained(run_dir, folder)) and pass that folder")
             raise SkipMethod(f"{opt} {value}: no model.safetensors in that folder")
-        sha = file_sha256(weights)
+        sha = file_sha256(weights, cache=True)  # create_model verifies it again
         if (folder / "config.json").is_file():
             # The folder's config.json names the architecture and its arguments.
             return {"model": str(folder), "pretrained": None, "checkpoint_path": str(folder),

@@ -61,7 +61,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if path is not None:
             check_output(path, overwrite=args.overwrite, estimated_bytes=size, option=option)
     if getattr(args, "save_model", None):
-        from ..models._hub import check_save_folder
+        from ..models._save import check_save_folder
 
         check_save_folder(args.save_model, args.overwrite)
 

@@ -159,7 +159,7 @@ class FineTuned:
         The config records the classes, the band wavelengths and the standardisation, so that
         :func:`load_finetuned` (CLI: ``hsizoo predict FOLDER SCENE``) maps new scenes the same way.
         """
-        from ..models._hub import save_pretrained
+        from ..models._save import save_pretrained
 
         hist = {k: v for k, v in self.history.items() if k != "loss_curve"}
         config = {

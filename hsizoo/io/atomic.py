@@ -13,6 +13,9 @@ Outputs are checked twice: by :func:`check_output` before the work starts (the f
 is writable, the target is not a folder, it exists only if overwriting was asked, there is room
 for the estimated size), and again at the swap, where a target that another process created
 meanwhile is not replaced unless overwriting was asked (:class:`OutputConflictError`).
+
+Files are checked against published checksums by one digest, :func:`file_sha256` (checkpoints,
+dataset downloads, pretraining runs).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ from pathlib import Path
 
 __all__ = ["OutputError", "OutputExistsError", "OutputConflictError", "OutputNotFoundError",
            "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "check_output",
-           "partial_path", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask"]
+           "partial_path", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask",
+           "file_sha256"]
 
 #: Marks the hidden partial files and folders; never a raster or image extension.
 PARTIAL_TAG = ".hsizoo-partial"
@@ -81,6 +85,32 @@ def fsync_path(path: Path) -> None:
             raise
     finally:
         os.close(fd)
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str], *, cache: bool = False) -> str:
+    """sha256 of a file, streamed in 1 MiB chunks by huggingface_hub's ``sha_fileobj``.
+
+    Args:
+        path: File to hash (symlinks are followed, so Hub-cache pointers hash their blob).
+        cache: Remember the digest within the process, keyed by (path, size, mtime): for
+            checkpoints that are verified on every load. Leave it off for files that may be
+            rewritten in place within the filesystem's timestamp resolution.
+
+    Returns:
+        The lower-case hex digest.
+    """
+    from huggingface_hub.utils.sha import sha_fileobj
+
+    real = Path(path).resolve()
+    st = real.stat()
+    key = (str(real), st.st_size, st.st_mtime_ns)
+    if not cache or key not in _SHA_CACHE:  # a fresh digest also refreshes the cached one
+        with open(real, "rb") as f:
+            _SHA_CACHE[key] = sha_fileobj(f).hex()
+    return _SHA_CACHE[key]
 
 
 def _probe(folder: Path) -> None:

@@ -22,11 +22,6 @@ _RECIPE_FIELDS = (
 )
 
 
-def _yaml(value: Any) -> str:
-    # JSON scalars are valid YAML and quote everything that needs quoting.
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -44,17 +39,15 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _front_matter(cfg: Mapping[str, Any]) -> list[str]:
+    """The Hub metadata block, formatted and quoted by huggingface_hub's ModelCardData."""
+    from huggingface_hub import ModelCardData
+
     tags = list(dict.fromkeys([*_BASE_TAGS, *_as_list(cfg.get("tags")), *(
         [cfg["sensor"]] if cfg.get("sensor") else [])]))
-    lines = ["---", "library_name: hsizoo", f"license: {_yaml(cfg.get('license', 'apache-2.0'))}",
-             "pipeline_tag: image-classification", "tags:"]
-    lines += [f"- {_yaml(t)}" for t in tags]
-    datasets = _as_list(cfg.get("datasets"))
-    if datasets:
-        lines.append("datasets:")
-        lines += [f"- {_yaml(d)}" for d in datasets]
-    lines.append("---")
-    return lines
+    data = ModelCardData(library_name="hsizoo", license=cfg.get("license", "apache-2.0"),
+                         pipeline_tag="image-classification", tags=tags,
+                         datasets=_as_list(cfg.get("datasets")) or None)
+    return ["---", *data.to_yaml().splitlines(), "---"]
 
 
 def _grid_line(grid: Any) -> str | None:
@@ -87,7 +80,7 @@ def render_model_card(config: Mapping[str, Any]) -> str:
     """Render a Hub model card (README.md) from a checkpoint's config.json fields.
 
     Args:
-        config: The config written by :func:`hsizoo.models._hub.save_pretrained`: at least
+        config: The config written by :func:`hsizoo.models._save.save_pretrained`: at least
             ``architecture``; optionally ``tag``, ``hf_hub_id``, ``hf_hub_revision``,
             ``model_args``, ``grid``, ``num_classes``, ``class_names``, ``sensor``,
             ``normalisation``, ``training``, ``data``, ``datasets``, ``results``,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._hub import (
+from ._load import (
     CARD_NAME,
     CONFIG_NAME,
     WEIGHTS_NAME,

@@ -80,7 +80,7 @@ def try_shipped(hub_id: str, expected: str | None, tried: list[str]
     Returns:
         (model.safetensors, its sha256, its config.json), or None.
     """
-    from ._hub import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
+    from ._load import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
 
     folder = shipped_folder(hub_id)
     if folder is None:

@@ -261,7 +261,7 @@ def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> H
     model = build_model_with_cfg(HybridSN, variant, pretrained=False, **kwargs)
     model.architecture = variant
     if pretrained:
-        from ._hub import load_pretrained
+        from ._load import load_pretrained
 
         cfg = model.pretrained_cfg
         if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):

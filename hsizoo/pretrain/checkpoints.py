@@ -8,7 +8,6 @@ per logged step.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..io.atomic import file_sha256, write_atomic
 from .config import PretrainConfig
 from .objective import MaskedS2Former
 
@@ -28,17 +28,7 @@ PROBE_LOG = "probe.jsonl"
 def _atomic(path: Path, write: Callable[[Path], None] | bytes) -> None:
     """Write ``path`` (a writer function, or the bytes) through hsizoo's one atomic writer
     (hidden partial file, fsync, size check, rename)."""
-    from ..io.atomic import write_atomic
-
     write_atomic(path, write, overwrite=True)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(run_dir: Path, step: int, model: MaskedS2Former, optimizer: torch.optim.Optimizer,
@@ -62,7 +52,7 @@ def save_checkpoint(run_dir: Path, step: int, model: MaskedS2Former, optimizer: 
     _atomic(run_dir / name, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
     manifest = dict(
         format="hsizoo-pretrain-checkpoint", version=1, step=step, tensors=name,
-        sha256=_sha256(run_dir / name), config=cfg.to_json(),
+        sha256=file_sha256(run_dir / name), config=cfg.to_json(),
         optimizer=dict(param_groups=opt["param_groups"], scalars=scalars), **state)
     text = json.dumps(manifest, indent=1, default=float)
     _atomic(run_dir / MANIFEST, text.encode())
@@ -94,7 +84,7 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], di
                                 "a run there first, or point at the run directory of one.")
     manifest = json.loads(mpath.read_text())
     tpath = run_dir / manifest["tensors"]
-    if not tpath.is_file() or _sha256(tpath) != manifest["sha256"]:
+    if not tpath.is_file() or file_sha256(tpath) != manifest["sha256"]:
         raise ValueError(f"Checkpoint {tpath} is missing or does not match the sha256 in {mpath}; "
                          "the run directory was modified by hand.")
     return manifest, load_file(str(tpath))

@@ -35,7 +35,7 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
         The folder.
     """
     from ..io.atomic import write_atomic
-    from ..models._hub import save_pretrained
+    from ..models._save import save_pretrained
 
     manifest, tensors = load_checkpoint(run_dir)
     cfg = PretrainConfig(**manifest["config"])
