@@ -16,7 +16,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def environment() -> dict:
     """What the numbers were measured on."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+        # $HSIZOO_COMMIT names the commit of a copy without git history (a remote machine).
+        commit = os.environ.get("HSIZOO_COMMIT") or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=RESULTS.parent, check=False).stdout.strip()
     except OSError:
         commit = ""

@@ -61,7 +61,7 @@ def main() -> int:
         tag = f"{cfg['architecture']}.{cfg.get('tag')}"
         rows = summarise(records, tag, folder, cfg["sha256"])
         cfg["results"] = rows or None
-        probe = probe_rows(probes, tag)
+        probe = probe_rows(probes, tag, cfg["sha256"])
         cfg["probe"] = probe or None
         cfg = {k: v for k, v in cfg.items() if v is not None}
         if not rows:

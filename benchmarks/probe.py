@@ -48,12 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS / "probe"))
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--force", action="store_true", help="recompute existing results")
+    ap.add_argument("--device", default=None, help="where backbones embed: cuda or cpu "
+                    "(default: the GPU when there is one)")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the tables")
     args = ap.parse_args(argv)
     shots, seeds = parse_int_list(args.shots), parse_int_list(args.seeds)
     if not args.report_only:
         run_probe_benchmark(args.backbones or default_backbones(), args.scenes, shots, seeds,
-                            args.out, args.data_root, args.force, environment)
+                            args.out, args.data_root, args.force, environment,
+                            device=args.device)
     records = load_probe_results(args.out)
     scenes = list(dict.fromkeys(r["scene"] for r in records))
     parts = ["# Representation benchmark (frozen features)\n",

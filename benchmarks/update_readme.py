@@ -32,6 +32,7 @@ PRODUCERS = {
     "results": "python benchmarks/fewshot.py && python benchmarks/make_report.py",
     "probe_summary": "python benchmarks/probe.py",
     "pretrain_ablation": "python benchmarks/pretrain_ablation.py",
+    "device_speed": "python benchmarks/device_speed.py",
 }
 
 

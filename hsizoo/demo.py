@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 __all__ = ["DemoResult", "demo", "register_demo_cli"]
 
@@ -111,7 +110,7 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
         warnings.filterwarnings("ignore", message=".*has no pretrained weights yet.*")
         ft = finetune(scene, split.train, shots=None, model=model, pretrained=pretrained,
                       seed=seed, steps=steps, progress=progress)
-    print_fn(f"fine-tuned {model} ({ft.history['weights']}) in "
+    print_fn(f"fine-tuned {model} from {ft.history['weights']} in "
              f"{ft.history['seconds']['total']:.1f} s")
     result = ft.predict(progress=progress)
     print_fn(f"predicted {int(scene.valid.sum())} pixels in {result.seconds:.1f} s")

@@ -14,7 +14,6 @@ written window by window.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,13 +72,18 @@ class SharedPredictor:
         model: An S2Former with a classification head (or ``num_classes=0`` for features).
         wavelengths: Band centres (nm) of the data.
         batch_size: Patches per forward pass of the blocks.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (GPU only): the autocast of
+            the forward passes (:mod:`hsizoo._device`); outputs are float32 either way.
     """
 
     def __init__(self, model: torch.nn.Module, wavelengths: Sequence[float],
-                 batch_size: int = 1024) -> None:
+                 batch_size: int = 1024, precision: str | None = "fp32") -> None:
+        from ._device import resolve_precision
+
         self.model = model
         # Inputs go to the model's device; outputs come back to the CPU.
         self.device = next(model.parameters()).device
+        self.precision = resolve_precision(precision, self.device)
         self.wavelengths = np.asarray(wavelengths, dtype=np.float64)
         self.batch_size = int(batch_size)
         self.P = int(model.patch_size)
@@ -118,7 +122,7 @@ class SharedPredictor:
         """
         m, P = self.model, self.P
         c = m.center_size
-        off = torch.arange(P)
+        off = torch.arange(P, device=rows.device)
         rr = (rows[:, None] + off[None, :])[:, :, None]  # (N, P, 1) in padded coordinates
         cc = (cols[:, None] + off[None, :])[:, None, :]  # (N, 1, P)
         sp = rearrange(tok[rr, cc], "n p q d -> n (p q) d") + m.pos_embed
@@ -154,16 +158,21 @@ class SharedPredictor:
         Returns:
             (N, K) logits (or features), float32.
         """
+        from ._device import autocast
+
         was_training = self.model.training
         self.model.eval()
         try:
-            xc, tok, present = self.embed_window(padded.to(self.device))
+            with autocast(self.device, self.precision):
+                xc, tok, present = self.embed_window(padded.to(self.device))
             rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
             cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=self.device)
             out = []
             for i in range(0, rows_t.numel(), self.batch_size):
-                out.append(self.forward_indices(xc, tok, present, rows_t[i:i + self.batch_size],
-                                                cols_t[i:i + self.batch_size], pre_logits).cpu())
+                with autocast(self.device, self.precision):
+                    o = self.forward_indices(xc, tok, present, rows_t[i:i + self.batch_size],
+                                             cols_t[i:i + self.batch_size], pre_logits)
+                out.append(o.float().cpu())
                 if progress is not None:
                     progress.update(int(out[-1].shape[0]))
             if not out:
@@ -294,7 +303,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
                   out_path: str | Path | None = None, confidence_path: str | Path | None = None,
                   overwrite: bool = False, keep_probabilities: bool | None = None,
                   nodata: float | None = None, smooth_sigma: float = 0.0,
-                  progress: bool = True) -> ClassMap:
+                  progress: bool = True, precision: str | None = "fp32") -> ClassMap:
     """Classify every valid pixel of a scene, window by window.
 
     Args:
@@ -316,6 +325,8 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
             windows are read and predicted with a margin of its radius, so a streamed result
             equals the in-memory one. 0 turns it off.
         progress: Show a progress bar.
+        precision: Autocast of the forward passes: ``"fp32"`` (default), ``"bf16"``, or
+            ``"fp16"`` on a GPU. The model computes where its weights are.
 
     Returns:
         A :class:`ClassMap`. When streaming from a path with ``out_path`` and
@@ -345,7 +356,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     class_map = np.zeros((H, W), dtype=np.uint8 if K < 256 else np.uint16) if keep_map else None
     conf = np.full((H, W), np.nan, dtype=np.float32) if keep_map else None
     probs = np.zeros((H, W, K), dtype=np.float32) if keep else None
-    predictor = SharedPredictor(model, wl, batch_size)
+    predictor = SharedPredictor(model, wl, batch_size, precision)
     P = predictor.P
     writers: list[Any] = []
     if out_path is not None:

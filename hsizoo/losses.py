@@ -109,8 +109,10 @@ def spectral_fft_loss(pred: torch.Tensor, target: torch.Tensor, present: torch.T
         (sum of weighted |\\|F(pred)\\| - \\|F(target)\\||, sum of weights), for :func:`ratio`.
     """
     if pred.shape[0] == 0:
-        zero = pred.sum() * 0.0
+        zero = pred.float().sum() * 0.0
         return zero, zero.detach()
+    # FFTs in float32 whatever the autocast (cuFFT has no bf16, and fp16 only for powers of 2).
+    pred, target = pred.float(), target.float()
     keep = present.to(pred.dtype)
     fp = torch.fft.rfft(pred * keep, dim=-1, norm="ortho").abs()
     ft = torch.fft.rfft(target * keep, dim=-1, norm="ortho").abs()
@@ -133,6 +135,7 @@ def spatial_fft_loss(pred: torch.Tensor, target: torch.Tensor, channel_weight: t
     Returns:
         (sum of weighted magnitude differences, sum of weights), for :func:`ratio`.
     """
+    pred, target = pred.float(), target.float()  # see spectral_fft_loss
     fp = torch.fft.rfft2(pred, norm="ortho").abs()
     ft = torch.fft.rfft2(target, norm="ortho").abs()
     w = frequency_weights_2d(pred.shape[-2], pred.shape[-1], hf_gain, pred.device).to(pred.dtype)

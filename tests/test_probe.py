@@ -142,6 +142,21 @@ def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
     assert len(card) == 1 and card[0]["shots"] == 5 and card[0]["seeds"] == 2
     assert card[0]["linear gain (paired)"] == pytest.approx(diff, abs=0.051)
     assert probe_rows(records, "s2former_test") == []  # random init rows are the baseline
+    # Weights retrained into the same folder: the stored result is not theirs, so it is
+    # recomputed, and card rows count only results of the sha256 they are given.
+    from hsizoo.io.atomic import file_sha256
+
+    old_sha = file_sha256(folder / "model.safetensors")
+    assert probe_rows(records, str(folder), old_sha) == card
+    assert probe_rows(records, str(folder), "0" * 64) == []
+    retrained, _ = load_backbone("s2former_test", seed=8)
+    save_pretrained(retrained, folder, overwrite=True)
+    run_probe_benchmark([str(folder)], [SPEC], shots=(5,), seeds=(0, 1), out_dir=out,
+                        log=lines.append)
+    assert "kept" not in lines[-1]
+    new = [r for r in load_probe_results(out) if not r["random_init"]]
+    assert len(new) == 1 and new[0]["weights_sha256"] == file_sha256(folder / "model.safetensors")
+    assert new[0]["weights_sha256"] != old_sha
     import dataclasses
 
     unlabelled = dataclasses.replace(scene, labels=None)

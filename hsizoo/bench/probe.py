@@ -25,6 +25,7 @@ average over initialisations as well as splits.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,25 @@ def load_backbone(spec: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
         torch.manual_seed(seed)
         model = create_model(spec, pretrained=False, num_classes=0)
     return model.eval(), f"{spec} random init (seed {seed})"
+
+
+def weights_sha256(spec: str) -> str | None:
+    """sha256 of the weights a backbone spec loads (None for a bare architecture), so that a
+    stored result is never taken for weights retrained under the same name."""
+    from ..io.atomic import file_sha256
+
+    p = Path(spec).expanduser()
+    if p.is_dir() and (p / "checkpoint.json").is_file() and not (p / "config.json").is_file():
+        return json.loads((p / "checkpoint.json").read_text()).get("sha256")
+    if p.is_dir():
+        return file_sha256(p / "model.safetensors") if (p / "model.safetensors").is_file() \
+            else None
+    if "." in spec:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(spec)
+        return cfg.to_dict().get("sha256") if cfg is not None else None
+    return None
 
 
 @torch.inference_mode()

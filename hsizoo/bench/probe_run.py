@@ -19,7 +19,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .probe import PROBES, embed_scene, feature_graph, load_backbone, probe_features
+from .probe import (PROBES, embed_scene, feature_graph, load_backbone, probe_features,
+                    weights_sha256)
 
 __all__ = ["SCHEMA", "load_probe_results", "probe_rows", "probe_table", "run_probe_benchmark"]
 
@@ -40,7 +41,8 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
                         out_dir: str | Path = "benchmarks/results/probe",
                         data_root: str | None = None, force: bool = False,
                         environment: Callable[[], dict[str, Any]] | None = None,
-                        log: Callable[[str], None] = print) -> list[Path]:
+                        log: Callable[[str], None] = print,
+                        device: str | None = None) -> list[Path]:
     """Probe every backbone on every scene; returns the result files written (or kept).
 
     Args:
@@ -53,7 +55,10 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
         force: Recompute files that exist with the same shots and seeds.
         environment: Callable returning what the numbers were measured on.
         log: Where progress lines go.
+        device: Where the backbones embed the scenes (None = the GPU when there is one). The
+            read-outs run on the CPU.
     """
+    from .._device import resolve_device
     from ..bench.runner import _atomic_write, scene_slug
     from ..pretrain import load_scene_spec
 
@@ -65,9 +70,11 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
             raise ValueError(f"scene {scene_spec!r} has no labels to probe against")
         for backbone in backbones:
             path = out_dir / scene_slug(scene_spec) / f"{_slug(backbone)}.json"
+            sha = weights_sha256(backbone)
             if path.is_file() and not force:
                 old = json.loads(path.read_text())
-                if old.get("shots") == list(shots) and old.get("seeds") == list(seeds):
+                if old.get("shots") == list(shots) and old.get("seeds") == list(seeds) \
+                        and old.get("weights_sha256") == sha:
                     log(f"[probe] {scene_spec} / {backbone}: kept {path}")
                     written.append(path)
                     continue
@@ -77,6 +84,7 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
             for seed in seeds:
                 if feats is None or random_init:
                     model, weights = load_backbone(backbone, seed)
+                    model = model.to(resolve_device(device))
                     arch = _arch(backbone, model)
                     feats = embed_scene(model, scene)
                     graph = feature_graph(feats)
@@ -87,7 +95,7 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
             rec = {"schema": SCHEMA, "scene": scene_spec, "backbone": backbone,
                    "architecture": arch, "random_init": random_init,
                    "weights": "random init (torch.manual_seed(seed) per split seed)"
-                   if random_init else weights,
+                   if random_init else weights, "weights_sha256": sha,
                    "num_features": int(feats.shape[1]), "probes": list(PROBES),
                    "shots": list(shots), "seeds": list(seeds), "runs": runs,
                    "wall_time_s": round(time.perf_counter() - t0, 1),
@@ -150,12 +158,16 @@ def probe_table(records: Sequence[dict[str, Any]], scene: str, shots: int = 5,
             + "\n".join(lines) + "\n")
 
 
-def probe_rows(records: Sequence[dict[str, Any]], backbone: str) -> list[dict[str, Any]]:
+def probe_rows(records: Sequence[dict[str, Any]], backbone: str, sha256: str | None = None
+               ) -> list[dict[str, Any]]:
     """Card rows for one published backbone: per scene and shot count, each read-out's mean OA
-    and the linear probe's paired difference to random initialisation of the architecture."""
+    and the linear probe's paired difference to random initialisation of the architecture.
+    With ``sha256``, only results measured on those exact weights count."""
     rows = []
     for r in records:
         if r["backbone"] != backbone or r["random_init"]:
+            continue
+        if sha256 is not None and r.get("weights_sha256") != sha256:
             continue
         base = next((b for b in records if b["random_init"] and b["scene"] == r["scene"]
                      and b["architecture"] == r["architecture"]), None)

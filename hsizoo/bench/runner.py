@@ -76,6 +76,9 @@ class BenchOptions:
             "auto": labelled pixels of simulated scenes (their unlabelled background is a
             synthetic filler mixture, not a land cover, and mapping it costs most of the
             time), all valid pixels of real scenes.
+        device: Where the S2Former methods train and predict (None = the GPU when there is one).
+        precision: Their autocast: "fp32" (default), "bf16", or "fp16" on a GPU. Stored with
+            the results when not fp32 (it changes them slightly); the device is not.
     """
 
     model: str = "s2former_tiny"
@@ -90,6 +93,8 @@ class BenchOptions:
     predict_batch: int = 1024
     map_seed: int | None = 0
     map_extent: str = "auto"
+    device: str | None = None
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -389,7 +394,8 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
                       checkpoint_path=ck["checkpoint_path"], seed=seed,
                       class_names=scene.class_names, daft=daft,
                       transduction=transduction, steps=opts.steps,
-                      time_budget=opts.train_budget, progress=False, **kwargs)
+                      time_budget=opts.train_budget, progress=False, device=opts.device,
+                      precision=opts.precision, **kwargs)
     net = ft.model.eval()
     sigma = float(getattr(ft, "smooth_sigma", 0.0))
     cache: dict[str, Any] = {}
@@ -401,7 +407,8 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
                 cache["padded"] = prepare_cube(ft.stats.apply(scene.cube), scene.valid,
                                                net.patch_size)
                 cache["predictor"] = SharedPredictor(
-                    net, np.asarray(scene.wavelengths, dtype=np.float64), opts.predict_batch)
+                    net, np.asarray(scene.wavelengths, dtype=np.float64), opts.predict_batch,
+                    ft.precision)
             logits = cache["predictor"].predict_padded(cache["padded"], rows, cols)
             return logits.argmax(1).numpy().astype(np.int64) + 1
         # With spatial regularisation (finetune's default) a pixel's class depends on its
@@ -439,8 +446,9 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
     if spec.name == "hybridsn":
         return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
                 "train_budget": opts.train_budget}
+    precision = {"precision": opts.precision} if opts.precision != "fp32" else {}
     return {"model": opts.model, "steps": opts.steps, "train_budget": opts.train_budget,
-            "finetune_kwargs": dict(opts.finetune_kwargs), "recipe": RECIPE,
+            **precision, "finetune_kwargs": dict(opts.finetune_kwargs), "recipe": RECIPE,
             "transduction": spec.transduction and spec.daft,
             "daft_overrides": dict(spec.daft_overrides),
             "transduction_overrides": dict(spec.transduction_overrides),
@@ -818,6 +826,10 @@ def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None
     p.add_argument("--map-extent", choices=["auto", "all", "labelled"], default="auto",
                    help="pixels of the saved maps: all valid pixels, labelled ones, or auto "
                    "(labelled for simulated scenes, all for real ones; default)")
+    p.add_argument("--device", help="where the S2Former methods run: cuda or cpu (default: "
+                   "the GPU when there is one)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast of the S2Former methods (default fp32; fp16 is GPU only)")
     p.add_argument("--dry-run", action="store_true", help="list the runs to do and stop")
     p.add_argument("--stop-on-error", action="store_true", help="raise the first error")
 
@@ -830,7 +842,8 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
         checkpoints={"indomain": args.checkpoint_indomain, "nofdc": args.checkpoint_nofdc,
                      "xdomain": args.checkpoint_xdomain},
         train_budget=args.train_budget, map_seed=None if args.map_seed < 0 else args.map_seed,
-        map_extent=args.map_extent)
+        map_extent=args.map_extent, device=getattr(args, "device", None),
+        precision=getattr(args, "precision", "fp32"))
 
 
 def run_from_args(args: argparse.Namespace,

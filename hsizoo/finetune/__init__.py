@@ -37,6 +37,7 @@ from ..patches import gather_patches, prepare_cube
 from ..spectral import band_stats
 from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
 from .result import FineTuned, load_finetuned
+from .._device import autocast, grad_scaler, resolve_precision
 from .training import augment, fit_head, param_groups, resolve_device
 from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
                            propagate, propagate_from_shots, propagation_seeds,
@@ -91,13 +92,14 @@ class _SceneGraph:
 
 
 def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
-                   wavelengths: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+                   wavelengths: np.ndarray, sigma: float, precision: str = "fp32"
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """One shared-computation pass over the valid pixels: (embeddings, smoothed probabilities)."""
     from ..inference import SharedPredictor, smooth_probabilities
 
     rows, cols = np.nonzero(valid)
-    feats = SharedPredictor(net, wavelengths, 1024).predict_padded(padded, rows, cols,
-                                                                   pre_logits=True)
+    feats = SharedPredictor(net, wavelengths, 1024, precision).predict_padded(
+        padded, rows, cols, pre_logits=True)
     with torch.inference_mode():
         probs = net.head(feats.to(next(net.parameters()).device)).softmax(1).cpu().numpy()
     grid = np.zeros(valid.shape + (probs.shape[1],), np.float32)
@@ -119,7 +121,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
              pseudo_rounds: int = 1, adapt_steps: int = 0, smooth_sigma: float = 3.0,
              time_budget: float | None = None,
              checkpoint_path: str | None = None, progress: bool = True,
-             device: str | torch.device | None = None,
+             device: str | torch.device | None = None, precision: str = "fp32",
              model_kwargs: dict[str, Any] | None = None) -> FineTuned:
     """Fine-tune an S2Former on a few labelled pixels of a scene (DAFT by default).
 
@@ -161,6 +163,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         progress: Show progress bars.
         device: Where to train and predict: ``"cuda"``, ``"cpu"``, a torch.device, or None for
             the GPU when there is one, else the CPU. The fitted model stays there.
+        precision: Mixed precision of training and prediction: ``"fp32"`` (default),
+            ``"bf16"`` (autocast; GPU or CPU) or ``"fp16"`` (autocast with loss scaling; GPU
+            only). Weights and outputs stay float32; the fitted model predicts in it too.
         model_kwargs: Extra model arguments (e.g. ``drop_path_rate``).
 
     Returns:
@@ -191,6 +196,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             scene = replace(scene, labels=labels)
     train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     net, weights = build_model(model, pretrained, checkpoint_path, K, scene.sensor,
                                **(model_kwargs or {}))
     net = net.to(dev)
@@ -212,7 +218,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                                    steps=steps, batch_size=batch_size, lr=lr,
                                    layer_decay=layer_decay, coverage=coverage,
                                    smooth_sigma=smooth_sigma, pseudo_rounds=pseudo_rounds,
-                                   device=str(dev))
+                                   device=str(dev), precision=precision)
 
     if adapt_steps > 0:
         history["adapt"] = _scene_adapt(net, scene, stats, adapt_steps, seed, progress)
@@ -243,12 +249,14 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     t_graph = time.perf_counter()
 
     if head_steps > 0:
-        history["head_loss"] = fit_head(net, x_lab, y, wl, head_steps, 1e-2, label_smoothing)
+        history["head_loss"] = fit_head(net, x_lab, y, wl, head_steps, 1e-2, label_smoothing,
+                                        precision)
     t_head = time.perf_counter()
 
     teacher = Teacher(net, cfg.teacher, cfg.ema_decay) if cfg.enabled else None
     alpha_bar = cosine_alpha_bar(cfg.timesteps)
     opt = torch.optim.AdamW(param_groups(net, lr, layer_decay, weight_decay), lr=lr)
+    scaler = grad_scaler(dev, precision)
     warm = max(1, steps // 10)
     # Class-balanced sampling: each class equally likely, then a shot of that class.
     by_class = [torch.nonzero(y == k).view(-1) for k in range(K)]
@@ -263,7 +271,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         if time_budget is not None and time.perf_counter() - t_start > time_budget:
             break
         if step in refresh and teacher is not None:
-            emb, t_probs = _scene_outputs(teacher.model, padded, scene.valid, wl, smooth_sigma)
+            emb, t_probs = _scene_outputs(teacher.model, padded, scene.valid, wl, smooth_sigma,
+                                          precision)
             if sg is not None:
                 sg.refresh(emb, t_probs)
                 set_pseudo(sg.probs)
@@ -294,12 +303,15 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         xu = xu.to(dev) if xu is not None else None
         if xp is not None:
             xp, yp = xp.to(dev), yp.to(dev)
-        loss, terms = daft_losses(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp,
-                                  label_smoothing)
+        with autocast(dev, precision):
+            loss, terms = daft_losses(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp,
+                                      label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         if teacher is not None:
             teacher.update(net)
         curve.append(float(loss.detach()))
@@ -315,7 +327,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                             "finetune": t_end - t_head, "total": t_end - t_start})
     return FineTuned(model=net, stats=stats, wavelengths=wl, class_names=names,
                      train_labels=train, scene=scene, history=history,
-                     smooth_sigma=float(smooth_sigma),
+                     smooth_sigma=float(smooth_sigma), precision=precision,
                      refiner=sg.refiner() if sg is not None else None)
 
 

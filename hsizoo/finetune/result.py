@@ -31,6 +31,8 @@ class FineTuned:
         refiner: The graph refinement of the training scene (transductive DAFT,
             :class:`~hsizoo.finetune.transduction.GraphRefiner`), applied to the network's
             probabilities when that scene is predicted; None = none.
+        precision: Autocast of prediction by default (``"fp32"``, ``"bf16"``, ``"fp16"``): the
+            precision it was fine-tuned with.
     """
 
     model: nn.Module
@@ -41,6 +43,7 @@ class FineTuned:
     scene: Any = None
     history: dict[str, Any] = field(default_factory=dict)
     smooth_sigma: float = 0.0
+    precision: str = "fp32"
     refiner: Any = field(default=None, repr=False)
     _last: Any = field(default=None, repr=False)
 
@@ -52,7 +55,7 @@ class FineTuned:
                 confidence_path: str | Path | None = None, overwrite: bool = False,
                 window_size: int = 256, batch_size: int = 1024, progress: bool = True,
                 wavelengths: Sequence[float] | None = None, sensor: str | None = None,
-                device: Any = None) -> Any:
+                device: Any = None, precision: str | None = None) -> Any:
         """Classify a whole scene (the training scene by default).
 
         Args:
@@ -68,6 +71,8 @@ class FineTuned:
             sensor: Sensor preset for an array or a file without wavelengths.
             device: Move the model there first (``"cuda"``, ``"cpu"``); None keeps it where it
                 is (where it was trained, or the CPU after :func:`load_finetuned`).
+            precision: Autocast of the forward passes (``"fp32"``, ``"bf16"``, ``"fp16"`` on a
+                GPU); None = the precision it was fine-tuned with.
 
         Returns:
             A :class:`~hsizoo.inference.ClassMap` (``.class_map``, ``.probabilities``,
@@ -78,6 +83,7 @@ class FineTuned:
 
         if device is not None:
             self.model.to(resolve_device(device))
+        precision = self.precision if precision is None else precision
         if scene is None:
             if self.scene is None:
                 raise ValueError("No scene to predict: pass one (this model was loaded from a "
@@ -97,7 +103,7 @@ class FineTuned:
                                  window_size=window_size, batch_size=batch_size,
                                  out_path=out_path, confidence_path=confidence_path,
                                  overwrite=overwrite, smooth_sigma=self.smooth_sigma,
-                                 progress=progress)
+                                 progress=progress, precision=precision)
         else:
             scene = as_scene(scene, wavelengths, sensor)
         check_coverage(self.model, np.asarray(scene.wavelengths))
@@ -106,7 +112,8 @@ class FineTuned:
         result = predict_scene(self.model, scene, self.stats, None, self.class_names,
                                window_size=window_size, batch_size=batch_size, out_path=out_path,
                                confidence_path=confidence_path, overwrite=overwrite,
-                               smooth_sigma=self.smooth_sigma, progress=progress)
+                               smooth_sigma=self.smooth_sigma, progress=progress,
+                               precision=precision)
         if scene is self.scene:
             if self.refiner is not None and result.probabilities is not None:
                 result = _refined(result, self.refiner, scene.valid)

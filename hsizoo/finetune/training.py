@@ -7,23 +7,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .._device import autocast, resolve_device
+
 __all__ = ["augment", "dihedral", "fit_head", "param_groups", "resolve_device"]
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """The device to compute on: ``None`` = the GPU when there is one, else the CPU.
-
-    Raises:
-        ValueError: a CUDA device asked for on a machine without one.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was asked for but this PyTorch sees no CUDA "
-                         "GPU; pass device='cpu' (CLI: --device cpu), or install a CUDA build "
-                         "of PyTorch on a machine with a GPU.")
-    return dev
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -70,13 +56,18 @@ def param_groups(model: nn.Module, lr: float, layer_decay: float, weight_decay: 
 
 @torch.no_grad()
 def fit_head(model: nn.Module, x: torch.Tensor, y: torch.Tensor, wavelengths: np.ndarray,
-              steps: int, lr: float, label_smoothing: float) -> float:
-    """Head warm-up on frozen features of the 8 dihedral views of every shot."""
+              steps: int, lr: float, label_smoothing: float, precision: str = "fp32") -> float:
+    """Head warm-up on frozen features of the 8 dihedral views of every shot.
+
+    The features are computed under ``precision``'s autocast; the head trains in float32.
+    """
     model.eval()
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
-    feats = torch.cat([model.forward_head(model.forward_features(dihedral(x, k), wavelengths),
-                                          pre_logits=True) for k in range(8)])
+    with autocast(device, precision):
+        feats = torch.cat([model.forward_head(model.forward_features(dihedral(x, k), wavelengths),
+                                              pre_logits=True) for k in range(8)])
+    feats = feats.float()
     ys = y.repeat(8)
     head = model.head
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=1e-4)

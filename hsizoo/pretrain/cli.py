@@ -40,7 +40,11 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until-step", type=int, default=None, help="stop at this step (checkpointed)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=1)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cuda or cpu (default: the GPU when there "
+                   "is one)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast of the forward pass (default fp32; bf16 on a GPU is faster; "
+                        "fp16 is GPU only)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--probe", default=None, metavar="SCENE",
@@ -64,7 +68,7 @@ def _run_cli(args: argparse.Namespace) -> int:
                        max_time=args.max_time, until_step=args.until_step,
                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                        progress=not args.no_progress, device=args.device,
-                       data_root=args.data_root, probe=args.probe,
+                       precision=args.precision, data_root=args.data_root, probe=args.probe,
                        probe_every=args.probe_every, **recipe)
     except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
         print(f"hsizoo pretrain: error: {e}", file=sys.stderr)

@@ -86,7 +86,9 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
         hardware=manifest.get("hardware"), seed=cfg.seed,
         command="hsizoo pretrain " + " ".join(cfg.scenes) + f" --model {cfg.model} --steps "
                 f"{cfg.steps} --batch-size {cfg.batch_size} --lr {cfg.lr} --fdc-weight "
-                f"{cfg.fdc_weight}{extra} --seed {cfg.seed}",
+                f"{cfg.fdc_weight}{extra} --seed {cfg.seed}"
+                + (f" --precision {manifest['precision']}"
+                   if manifest.get("precision", "fp32") != "fp32" else ""),
     )
     probes = read_probe_log(run_dir)
     probe_curve = None

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
+from .._device import autocast, grad_scaler, resolve_precision
 from .checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore, _truncate_log, load_checkpoint,
                           save_checkpoint)
 from .config import NonFiniteLossError, PretrainConfig, lr_at
@@ -93,7 +94,7 @@ class _StopFlag:
 
 
 _RUNTIME_KEYS = ("resume", "max_time", "until_step", "progress", "callback", "device",
-                 "data_root", "checkpoint_every", "log_every", "probe", "probe_every")
+                 "precision", "data_root", "checkpoint_every", "log_every", "probe", "probe_every")
 
 
 class _Prober:
@@ -132,7 +133,8 @@ class _Prober:
 def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str] = "runs/pretrain",
              *, resume: bool = False, max_time: float | None = None, until_step: int | None = None,
              checkpoint_every: int = 100, log_every: int = 1, progress: bool = True,
-             device: str | None = None, data_root: str | os.PathLike[str] | None = None,
+             device: str | None = None, precision: str | None = "fp32",
+             data_root: str | os.PathLike[str] | None = None,
              callback: Callable[[int, dict[str, float]], None] | None = None,
              probe: Any = None, probe_every: int | None = None,
              **recipe: Any) -> PretrainResult:
@@ -150,6 +152,9 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         log_every: Steps between log records.
         progress: Show a tqdm bar (rank 0).
         device: "cpu", "cuda", ...; default cuda when available.
+        precision: Autocast of the forward pass: ``"fp32"`` (default), ``"bf16"``, or ``"fp16"``
+            (GPU only, with loss scaling). Weights, optimiser state and checkpoints stay
+            float32; the FFTs of the frequency-domain constraint run in float32 either way.
         data_root: Folder of the benchmark data for specs.
         callback: Called as ``callback(step, record)`` after every step (on every rank).
         probe: A labelled scene (or spec) to measure the encoder on while it trains: the
@@ -208,6 +213,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         raise ValueError(f"resume: scenes {specs} differ from the run's {cfg.scenes}.")
 
     d, dev = _dist_setup(device)
+    precision = resolve_precision(precision, dev)
     is_main = d.rank == 0
     try:
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
@@ -241,6 +247,9 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 # from step 1; keeping them would log those steps twice.
                 _truncate_log(run_dir, 0)
         hardware = _hardware(dev, d.world_size)
+        if precision != "fp32":
+            hardware += f", {precision} autocast"
+        scaler = grad_scaler(dev, precision)
         end = cfg.steps if until_step is None else min(cfg.steps, int(until_step))
         bar = None
         if progress and is_main:
@@ -258,7 +267,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
             if is_main:
                 save_checkpoint(run_dir, at, model, optimizer, cfg, dict(
                     wall_time_s=wall_before + time.perf_counter() - t0, hardware=hardware,
-                    world_size=d.world_size, final_loss=rec_last.get("loss")))
+                    precision=precision, world_size=d.world_size, final_loss=rec_last.get("loss")))
 
         every = int(probe_every or checkpoint_every)
         if prober is not None and start == 0:
@@ -273,7 +282,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 batches = data.sample(step, cfg.seed, cfg.batch_size, cfg.mask_ratio,
                                       cfg.spectral_mask_ratio, d.rank, d.world_size,
                                       cfg.view_offset if cfg.contrast_weight > 0 else None)
-                out = net(batches)
+                with autocast(dev, precision):
+                    out = net(batches)
                 # One reduction carries the loss terms, the stop flag and the time budget, so
                 # every rank takes the same decision at the same step.
                 keys = ["loss", "rec_spatial", "rec_spectral", "fdc", "fdc_spectral", "fdc_spatial"]
@@ -295,10 +305,13 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                         f"the learning rate (lr={cfg.lr}) or check the scenes for extreme "
                         "values, then resume or restart.")
                 optimizer.zero_grad(set_to_none=True)
-                out["loss"].backward()
+                scaler.scale(out["loss"]).backward()
+                scaler.unscale_(optimizer)
                 gnorm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                          if cfg.grad_clip > 0 else torch.tensor(0.0))
-                if not math.isfinite(float(gnorm)):
+                # fp16's loss scaler skips a step with overflowing gradients and lowers its
+                # scale; elsewhere a non-finite gradient is an error.
+                if not math.isfinite(float(gnorm)) and not scaler.is_enabled():
                     # A finite loss can still have non-finite gradients; stepping would write
                     # NaN weights into the next checkpoint. Gradients are all-reduced, so every
                     # rank takes this decision at the same step.
@@ -307,7 +320,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                         f"{vals[0]:.4g}). Nothing was updated or checkpointed for this step; "
                         f"the last checkpoint in {run_dir}, if any, is intact. Lower the "
                         f"learning rate (lr={cfg.lr}) or check the scenes, then resume.")
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 step += 1
                 dt = time.perf_counter() - ts
                 sps = cfg.batch_size * d.world_size / max(dt, 1e-9)
