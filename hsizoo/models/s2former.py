@@ -479,7 +479,7 @@ default_cfgs = generate_default_cfgs({
     "s2former_base.ssl_indianpines": hsi_cfg(
         patch_size=9, hf_hub_id="hsizoo/s2former_base.ssl_indianpines",
         hf_hub_revision="main", sensor="aviris_indian_pines",
-        sha256="d656ba9cfaf69aa67dc8ef6810bc7193adb89ef3b9064bc3289e5a717203a28d",
+        sha256="a56358e9e50e74c9d216737612f452844980202902adac1b52861e6f26e51429",
         pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
                     "pixels (in-domain)"),
     "s2former_base.untrained": hsi_cfg(),
