@@ -183,6 +183,8 @@ class Teacher:
         """EMA step towards the student (no-op for a frozen teacher)."""
         if self.mode != "ema":
             return
+        # Not timm's ModelEmaV3: its lerp rounds differently from this update (1 ulp per step),
+        # and the published results were measured with this one.
         for pt, ps in zip(self.model.parameters(), student.parameters()):
             pt.mul_(self.decay).add_(ps.detach(), alpha=1.0 - self.decay)
         for bt, bs in zip(self.model.buffers(), student.buffers()):

@@ -22,10 +22,10 @@ plain fine-tuning on the shots. No test label is ever used: the only labels are 
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 import types
+import warnings
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -38,7 +38,7 @@ from ..spectral import band_stats
 from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
 from .result import FineTuned, load_finetuned
 from .._device import autocast, grad_scaler, resolve_precision
-from .training import augment, fit_head, param_groups, resolve_device
+from .training import augment, fit_head, layer_decay_optimizer, resolve_device, warmup_cosine
 from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
                            propagate, propagate_from_shots, propagation_seeds,
                            select_pseudo_labels)
@@ -255,9 +255,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
 
     teacher = Teacher(net, cfg.teacher, cfg.ema_decay) if cfg.enabled else None
     alpha_bar = cosine_alpha_bar(cfg.timesteps)
-    opt = torch.optim.AdamW(param_groups(net, lr, layer_decay, weight_decay), lr=lr)
+    opt = layer_decay_optimizer(net, lr, layer_decay, weight_decay)
+    schedule = warmup_cosine(opt, steps)
     scaler = grad_scaler(dev, precision)
-    warm = max(1, steps // 10)
     # Class-balanced sampling: each class equally likely, then a shot of that class.
     by_class = [torch.nonzero(y == k).view(-1) for k in range(K)]
     by_class = [ix for ix in by_class if ix.numel() > 0]
@@ -279,11 +279,6 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
             else:
                 set_pseudo(t_probs)
             net.train()
-        # Learning rate: linear warm-up, cosine decay.
-        f = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(
-            math.pi * (step - warm) / max(1, steps - warm)))
-        for g in opt.param_groups:
-            g["lr"] = g["base_lr"] * f
         cls_pick = torch.randint(0, len(by_class), (batch_size,), generator=gen)
         pick = torch.stack([by_class[k][torch.randint(0, by_class[k].numel(), (1,),
                                                       generator=gen)][0] for k in cls_pick])
@@ -312,6 +307,11 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         scaler.step(opt)
         scaler.update()
+        with warnings.catch_warnings():
+            # fp16's scaler skips a step whose gradients overflow; the schedule still follows
+            # the step count, and torch would warn that the first step was skipped.
+            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`")
+            schedule.step()
         if teacher is not None:
             teacher.update(net)
         curve.append(float(loss.detach()))

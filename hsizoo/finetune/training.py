@@ -1,15 +1,17 @@
-"""The few-shot training loop's parts: augmentation, parameter groups, head warm-up."""
+"""The few-shot training loop's parts: augmentation, optimiser and schedule, head warm-up."""
 from __future__ import annotations
 
-from typing import Any
+import math
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from .._device import autocast, resolve_device
 
-__all__ = ["augment", "dihedral", "fit_head", "param_groups", "resolve_device"]
+__all__ = ["augment", "dihedral", "fit_head", "layer_decay_optimizer", "resolve_device",
+           "warmup_cosine"]
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -29,29 +31,59 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-def param_groups(model: nn.Module, lr: float, layer_decay: float, weight_decay: float
-                  ) -> list[dict[str, Any]]:
-    """Layer-wise learning-rate decay (MAE / BEiT): later blocks and the head learn fastest."""
-    depth = len(model.blocks)
-    no_wd = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
-    groups: dict[tuple[int, bool], dict[str, Any]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if name.startswith("blocks."):
-            layer = int(name.split(".")[1]) + 1
-        elif name.startswith(("head", "norm_sp", "norm_se")):
-            layer = depth + 1
-        else:
-            layer = 0
-        decay = not (p.ndim == 1 or name in no_wd or name.endswith(".bias"))
-        g = groups.setdefault((layer, decay), {
-            "params": [], "lr": lr * layer_decay ** (depth + 1 - layer),
-            "weight_decay": weight_decay if decay else 0.0})
-        g["params"].append(p)
-    for g in groups.values():
-        g["base_lr"] = g["lr"]
-    return list(groups.values())
+def layer_decay_optimizer(model: nn.Module, lr: float, layer_decay: float,
+                          weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW with layer-wise learning-rate decay (MAE / BEiT): later blocks and the head learn
+    fastest.
+
+    timm builds the groups from the model's ``group_matcher()`` (S2Former: the stem is layer 0,
+    block i layer i + 1, the final norms and the head layer depth + 1) with learning rate
+    ``lr * layer_decay ** (depth + 1 - layer)``, and no weight decay for 1-D parameters and the
+    model's ``no_weight_decay()`` names.
+
+    Args:
+        model: The model to train (parameters that do not require gradients are left out).
+        lr: Learning rate of the last layer (the final norms and the head).
+        layer_decay: Learning-rate factor per layer towards the input.
+        weight_decay: AdamW weight decay of the weights with more than one dimension.
+
+    Returns:
+        The optimiser; each group's ``lr`` is its base rate, which :func:`warmup_cosine` scales.
+    """
+    from timm.optim import create_optimizer_v2
+
+    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=weight_decay,
+                              layer_decay=layer_decay)
+    # timm leaves the scale for its own schedulers to apply; a torch scheduler scales `lr`.
+    for g in opt.param_groups:
+        g["lr"] = lr * g.pop("lr_scale")
+    return opt
+
+
+def warmup_cosine(opt: torch.optim.Optimizer, steps: int) -> LambdaLR:
+    """Linear warm-up over the first tenth of ``steps``, then cosine decay to 0.
+
+    The factor of step ``s`` (0-based) is ``(s + 1) / warm`` during the warm-up and
+    ``(1 + cos(pi * (s - warm) / (steps - warm))) / 2`` after it. timm's CosineLRScheduler and
+    torch's LinearLR/CosineAnnealingLR do not give these rates exactly (timm's warm-up starts
+    at 0 and its cosine would start a step late; torch's two are recursive), so the closed form
+    is the lambda. Call ``step()`` after every optimiser step.
+
+    Args:
+        opt: The optimiser; each group's current ``lr`` is its peak rate.
+        steps: Length of the schedule in optimiser steps.
+
+    Returns:
+        The scheduler (it has already set the rates of step 0).
+    """
+    warm = max(1, steps // 10)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+    return LambdaLR(opt, factor)
 
 
 @torch.no_grad()

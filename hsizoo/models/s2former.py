@@ -398,11 +398,12 @@ class S2Former(SpectralModelMixin, nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """timm's parameter grouping (layer-wise learning-rate decay in
-        ``timm.optim.create_optimizer_v2(layer_decay=)``): embeddings, then one group per block;
-        the final norms and the head come last."""
-        return {"stem": r"^(?:pixel_embed|presence_embed|group_embed|pos_embed|wl_embed|"
-                        r"mask_token_sp|mask_token_se)",
-                "blocks": [(r"^blocks\.(\d+)", None), (r"^norm_(?:sp|se)", (99999,))]}
+        ``timm.optim.create_optimizer_v2(layer_decay=)``): everything before the blocks (the
+        embeddings and tokens) is layer 0, block i is layer i + 1, and the final norms share the
+        last layer with the head (MAE / BEiT's numbering, which fine-tuning has always used)."""
+        return {"stem": r"^(?!blocks\.|norm_sp|norm_se|head)",
+                "blocks": r"^blocks\.(\d+)",
+                "head": r"^(?:norm_sp|norm_se|head)"}
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:

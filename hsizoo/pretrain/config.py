@@ -104,7 +104,12 @@ class PretrainConfig:
 
 
 def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Learning rate of the optimiser step with 0-based index ``step``: warm-up, then cosine."""
+    """Learning rate of the optimiser step with 0-based index ``step``: warm-up, then cosine.
+
+    A closed form of the step, so a resume needs only the step count. timm's
+    CosineLRScheduler starts its warm-up at 0 instead of ``lr / warm``, and torch's
+    LinearLR/CosineAnnealingLR are recursive; neither gives these rates exactly.
+    """
     warm = int(cfg.warmup_steps or 0)
     if step < warm:
         return cfg.lr * (step + 1) / warm
