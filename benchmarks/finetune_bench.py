@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _env import RESULTS, environment, save  # noqa: E402
 
-from hsizoo.bench.runner import RECIPE, PeakMemory  # noqa: E402
+from hsizoo.bench.methods import RECIPE  # noqa: E402
+from hsizoo.bench.records import PeakMemory  # noqa: E402
 
 RUNS = RESULTS / "finetune_runs.jsonl"
 

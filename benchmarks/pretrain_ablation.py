@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0-9", help="probe split seeds")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args(argv)
-    from hsizoo.bench.runner import parse_int_list
+    from hsizoo.bench.records import parse_int_list
 
     seeds = parse_int_list(args.seeds)
     out = RESULTS / "probe_ablation"

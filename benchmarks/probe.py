@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hsizoo.bench.probe_run import load_probe_results, probe_table, run_probe_benchmark  # noqa: E402
-from hsizoo.bench.runner import parse_int_list  # noqa: E402
+from hsizoo.bench.records import parse_int_list  # noqa: E402
 
 from _env import RESULTS, environment  # noqa: E402
 

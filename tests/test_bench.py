@@ -11,7 +11,9 @@ import pytest
 
 from hsizoo.bench import report as rep
 from hsizoo.bench.baselines import filtered_cube, require_sklearn
-from hsizoo.bench.runner import METHODS, BenchOptions, parse_int_list, result_path, run_benchmark
+from hsizoo.bench.methods import METHODS, BenchOptions
+from hsizoo.bench.records import parse_int_list, result_path
+from hsizoo.bench.runner import run_benchmark
 
 SCENE = "simulated:rosis:32x32x4:0"  # a 32 x 32 ROSIS scene with 4 generated classes
 SEEDS = [0, 1]
@@ -254,7 +256,7 @@ def test_indian_pines_svm_sanity(shared_data: Path, tmp_path: Path) -> None:
 def test_stored_settings_name_the_checkpoint_bytes_not_only_its_name(tmp_path) -> None:
     """Retrained weights under the same folder or tag are not mistaken for the old ones."""
     import hsizoo
-    from hsizoo.bench.runner import METHODS, BenchOptions, method_settings
+    from hsizoo.bench.methods import method_settings
     from hsizoo.models._save import save_pretrained
 
     folder = tmp_path / "s2former_test.ssl"

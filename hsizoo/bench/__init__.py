@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..cli import Command
+from .methods import METHODS, BenchOptions
 from .report import make_report, replace_readme_block
-from .runner import METHODS, BenchOptions, run_benchmark
+from .runner import run_benchmark
 
 __all__ = ["BENCH_COMMAND", "BenchOptions", "METHODS", "add_arguments", "make_report",
            "replace_readme_block", "run", "run_benchmark"]
@@ -48,7 +49,7 @@ def report_from_args(args: argparse.Namespace) -> int:
 def add_arguments(p: argparse.ArgumentParser, default_results: str | Path | None = None,
                   default_out: str | Path | None = None) -> None:
     """``hsizoo bench run ...`` and ``hsizoo bench report ...``."""
-    from .runner import add_run_arguments
+    from .run_cli import add_run_arguments
 
     sub = p.add_subparsers(dest="bench_command", metavar="{run,report}")
     sub.required = True
@@ -65,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser, default_results: str | Path | None
 def run(args: argparse.Namespace,
         environment: Callable[[], dict[str, Any]] | None = None) -> int:
     """Dispatch ``hsizoo bench run`` / ``hsizoo bench report``."""
-    from .runner import run_from_args
+    from .run_cli import run_from_args
 
     if args.bench_command == "report":
         return report_from_args(args)

@@ -59,8 +59,8 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
             read-outs run on the CPU.
     """
     from .._device import resolve_device
-    from ..bench.runner import _atomic_write, scene_slug
     from ..pretrain import load_scene_spec
+    from .records import _atomic_write, scene_slug
 
     out_dir = Path(out_dir)
     written = []

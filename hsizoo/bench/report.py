@@ -27,7 +27,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..io.atomic import write_atomic
-from .runner import BASELINES, FULL_METHOD, METHODS, SCHEMA, scene_slug
+from .methods import BASELINES, FULL_METHOD, METHODS, SCHEMA
+from .records import scene_slug
 
 __all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_results",
            "make_report", "markdown_report", "plot_maps", "plot_oa", "readme_summary",

@@ -1,0 +1,84 @@
+"""Command line of the few-shot benchmark's runs: ``hsizoo bench run`` and
+``benchmarks/fewshot.py`` (the options, the :class:`~hsizoo.bench.methods.BenchOptions` they make,
+and the call of :func:`~hsizoo.bench.runner.run_benchmark`).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+from .methods import METHODS, BenchOptions
+from .records import _split_names, parse_int_list
+from .runner import DEFAULT_SCENES, run_benchmark
+
+__all__ = ["add_run_arguments", "options_from_args", "run_from_args"]
+
+
+def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None = None) -> None:
+    """Options of ``hsizoo bench run`` / ``benchmarks/fewshot.py``."""
+    p.add_argument("--scenes", nargs="+", default=list(DEFAULT_SCENES),
+                   help="scene specs: indian_pines, simulated:<sensor>:<layout>:<seed>, or a "
+                   "scene file (default: %(default)s)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   help=f"methods (default all): {', '.join(METHODS)}")
+    p.add_argument("--shots", nargs="+", default=["1,5,10"],
+                   help="labelled pixels per class, e.g. 1,5,10 (default)")
+    p.add_argument("--seeds", nargs="+", default=["0-9"], help="seeds, e.g. 0-9 (default) or 0,1")
+    p.add_argument("--steps", type=int, default=200, help="S2Former fine-tuning steps (200)")
+    p.add_argument("--baseline-steps", type=int, default=300,
+                   help="HybridSN training steps (300)")
+    p.add_argument("--model", default="s2former_tiny",
+                   help="S2Former variant of the S2Former methods (s2former_tiny)")
+    p.add_argument("--hybridsn-model", default="hybridsn", help="HybridSN variant (hybridsn)")
+    p.add_argument("--checkpoint-indomain",
+                   help="SSL+FDC checkpoint of the target domain (folder, model.safetensors or "
+                   "arch.tag) for s2former_ssl_ft and s2former_ssl_daft")
+    p.add_argument("--checkpoint-nofdc", help="SSL checkpoint trained without FDC, for "
+                   "s2former_ssl_noFDC_ft")
+    p.add_argument("--checkpoint-xdomain", help="checkpoint pretrained on simulated scenes of "
+                   "other sensors, for s2former_xdomain_daft")
+    p.add_argument("--out", default=str(default_out or "benchmarks/results/fewshot"),
+                   help="results folder (default %(default)s)")
+    p.add_argument("--data-root", help="folder of the real scenes (default $HSIZOO_DATA_DIR or "
+                   "../shared/data/hsi)")
+    p.add_argument("--force", action="store_true", help="re-run runs whose results exist")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="start no new run after this many seconds (resume later)")
+    p.add_argument("--train-budget", type=float, default=None,
+                   help="cap on the training seconds of each run (default: all steps)")
+    p.add_argument("--map-seed", type=int, default=0,
+                   help="seed whose class maps are saved (-1: none)")
+    p.add_argument("--map-extent", choices=["auto", "all", "labelled"], default="auto",
+                   help="pixels of the saved maps: all valid pixels, labelled ones, or auto "
+                   "(labelled for simulated scenes, all for real ones; default)")
+    p.add_argument("--device", help="where the S2Former methods run: cuda or cpu (default: "
+                   "the GPU when there is one)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast of the S2Former methods (default fp32; fp16 is GPU only)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs to do and stop")
+    p.add_argument("--stop-on-error", action="store_true", help="raise the first error")
+
+
+def options_from_args(args: argparse.Namespace) -> BenchOptions:
+    """BenchOptions from parsed command-line arguments."""
+    return BenchOptions(
+        model=args.model, steps=args.steps, baseline_steps=args.baseline_steps,
+        hybridsn_model=args.hybridsn_model,
+        checkpoints={"indomain": args.checkpoint_indomain, "nofdc": args.checkpoint_nofdc,
+                     "xdomain": args.checkpoint_xdomain},
+        train_budget=args.train_budget, map_seed=None if args.map_seed < 0 else args.map_seed,
+        map_extent=args.map_extent, device=getattr(args, "device", None),
+        precision=getattr(args, "precision", "fp32"))
+
+
+def run_from_args(args: argparse.Namespace,
+                  environment: Callable[[], dict[str, Any]] | None = None) -> int:
+    """Run the benchmark from parsed arguments; exit status 1 when a run failed."""
+    summary = run_benchmark(
+        _split_names(args.scenes), _split_names(args.methods), parse_int_list(args.shots),
+        parse_int_list(args.seeds), options_from_args(args), args.out, force=args.force,
+        time_limit=args.time_limit, data_root=args.data_root,
+        environment=environment() if environment is not None and not args.dry_run else None,
+        dry_run=args.dry_run, stop_on_error=args.stop_on_error)
+    return 1 if summary.failed else 0
