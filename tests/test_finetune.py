@@ -242,8 +242,6 @@ def test_predict_compares_the_scenes_wavelengths_with_the_models(tmp_path) -> No
     scene = _scene()
     ft = finetune(scene, scene.labels, shots=3, daft=False, **FAST)
     same = Scene(cube=scene.cube, wavelengths=scene.wavelengths)
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same bands: nothing to say
         ft.predict(same, progress=False)
