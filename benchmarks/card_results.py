@@ -51,7 +51,10 @@ def summarise(records: list[dict], tag: str, folder: Path, sha256: str) -> list[
 def main() -> int:
     from hsizoo.bench.probe_run import load_probe_results, probe_rows
 
-    records = load_results(REPO / "benchmarks" / "results" / "fewshot")
+    # The harness's main results, plus separate harness runs (e.g. fewshot_s2former_base/, the
+    # full method with another backbone); each card keeps the records of its own weights.
+    records = [r for d in sorted((REPO / "benchmarks" / "results").glob("fewshot*"))
+               if d.is_dir() for r in load_results(d)]
     probes = load_probe_results(REPO / "benchmarks" / "results" / "probe")
     for folder in sorted((REPO / "hsizoo" / "weights").iterdir()):
         cfg_path = folder / "config.json"
