@@ -25,44 +25,11 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .patches import gather_patches, prepare_cube
+from .smoothing import smooth_probabilities, smoothing_radius
 from .spectral import BandStats
 
 __all__ = ["ClassMap", "SharedPredictor", "predict_naive", "predict_scene",
            "smooth_probabilities", "smoothing_radius"]
-
-
-def smoothing_radius(sigma: float) -> int:
-    """Pixels a Gaussian of ``sigma`` reaches (scipy's default truncation at 4 sigma)."""
-    return int(4.0 * float(sigma) + 0.5) if sigma and sigma > 0 else 0
-
-
-def smooth_probabilities(probs: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
-    """Spatially regularise a (h, w, K) probability map with a Gaussian over valid pixels.
-
-    Neighbouring pixels of a scene mostly share their class, so averaging each pixel's class
-    probabilities with its neighbours' (normalised convolution: invalid pixels carry no weight)
-    removes isolated errors of a per-patch classifier. Classic, cheap and switchable
-    (``sigma=0`` turns it off); benchmarks/finetune_bench.py measures what it adds.
-
-    Args:
-        probs: (h, w, K) probabilities, anything on invalid pixels.
-        valid: (h, w) bool.
-        sigma: Gaussian standard deviation in pixels; 0 returns ``probs`` unchanged.
-
-    Returns:
-        (h, w, K) float32 probabilities (rows sum to 1 on valid pixels, 0 elsewhere).
-    """
-    if not sigma or sigma <= 0:
-        return probs
-    from scipy.ndimage import gaussian_filter
-
-    v = valid.astype(np.float32)
-    num = gaussian_filter(probs.astype(np.float32) * v[..., None], sigma=(sigma, sigma, 0),
-                          mode="constant", truncate=4.0)
-    den = gaussian_filter(v, sigma=sigma, mode="constant", truncate=4.0)
-    out = num / np.maximum(den, 1e-12)[..., None]
-    out[~valid] = 0.0
-    return out.astype(np.float32)
 
 
 class SharedPredictor:

@@ -120,6 +120,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     MethodSpec("s2former_ssl_daft_norefine", "ablation: transductive DAFT without the final "
                "graph refinement (the student's map as it is)", "s2former", "indomain",
                daft=True, pretrained=True, transduction_overrides=(("refine_alpha", 0.0),)),
+    MethodSpec("s2former_ssl_daft_guided", "variant: transductive DAFT with the edge-preserving "
+               "guided filter instead of the Gaussian before the final graph refinement",
+               "s2former", "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("refine_filter", "guided"),)),
     MethodSpec("s2former_ssl_daft_align", "ablation: transductive DAFT with the noised "
                "feature alignment and agreement terms on", "s2former", "indomain", daft=True,
                pretrained=True, daft_overrides=(("align_weight", 1.0), ("agree_weight", 1.0))),

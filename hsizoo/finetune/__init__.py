@@ -85,10 +85,17 @@ class _SceneGraph:
 
     def refiner(self) -> GraphRefiner | None:
         """The final refinement of the student's map on this scene (None when switched off)."""
-        if self.cfg.refine_alpha <= 0:
+        cfg = self.cfg
+        if cfg.refine_alpha <= 0:
             return None
-        return GraphRefiner(self.graph, self.shot_index, self.shot_class, self.cfg.refine_alpha,
-                            self.cfg.iterations)
+        guide = None
+        if cfg.refine_filter == "guided":
+            from ..smoothing import principal_guide
+
+            guide = principal_guide(self.std_cube, self.valid)
+        return GraphRefiner(self.graph, self.shot_index, self.shot_class, cfg.refine_alpha,
+                            cfg.iterations, cfg.refine_filter, guide, cfg.guided_radius,
+                            cfg.guided_eps)
 
 
 def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,

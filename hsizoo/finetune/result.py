@@ -109,11 +109,13 @@ class FineTuned:
         check_coverage(self.model, np.asarray(scene.wavelengths))
         if scene is not self.scene:
             _compare_wavelengths(np.asarray(scene.wavelengths, float), self.wavelengths)
+        # The training scene's graph refinement may bring its own spatial filter.
+        spatial = getattr(self.refiner, "spatial", "gaussian") if scene is self.scene else None
+        sigma = self.smooth_sigma if spatial in (None, "gaussian") else 0.0
         result = predict_scene(self.model, scene, self.stats, None, self.class_names,
                                window_size=window_size, batch_size=batch_size, out_path=out_path,
                                confidence_path=confidence_path, overwrite=overwrite,
-                               smooth_sigma=self.smooth_sigma, progress=progress,
-                               precision=precision)
+                               smooth_sigma=sigma, progress=progress, precision=precision)
         if scene is self.scene:
             if self.refiner is not None and result.probabilities is not None:
                 result = _refined(result, self.refiner, scene.valid)
@@ -211,11 +213,11 @@ def _refined(result: Any, refiner: Any, valid: np.ndarray) -> Any:
     """The class map after the graph refinement of the network's probabilities."""
     from dataclasses import replace
 
-    probs = np.zeros_like(result.probabilities)
-    probs[valid] = refiner(result.probabilities[valid])
+    probs = refiner.refine_map(result.probabilities, valid)
     class_map = np.where(valid, probs.argmax(-1) + 1, 0).astype(result.class_map.dtype)
     confidence = np.where(valid, probs.max(-1), np.nan).astype(np.float32)
-    meta = dict(result.meta, graph_refinement_alpha=refiner.alpha)
+    meta = dict(result.meta, graph_refinement_alpha=refiner.alpha,
+                spatial_filter=getattr(refiner, "spatial", "gaussian"))
     return replace(result, class_map=class_map, probabilities=probs, confidence=confidence,
                    meta=meta)
 

@@ -63,6 +63,12 @@ class TransductionConfig:
             propagation probabilities with this weight (the shots keep weight 1).
         refine_alpha: Graph weight of the final refinement of the student's probabilities
             (:func:`refine`); 0 = the student's probabilities as they are.
+        refine_filter: Spatial filter of the student's probability map before that refinement:
+            "gaussian" (``finetune``'s ``smooth_sigma``), "guided" (the edge-preserving
+            :func:`hsizoo.smoothing.guided_filter`, guided by the scene's first principal
+            component) or "none".
+        guided_radius: Window radius (pixels) of the guided filter.
+        guided_eps: Its regularisation (larger smooths more across edges).
     """
 
     enabled: bool = True
@@ -77,8 +83,16 @@ class TransductionConfig:
     embed_weight: float = 1.0
     refresh_seed_weight: float = 0.5
     refine_alpha: float = 0.99
+    refine_filter: str = "gaussian"
+    guided_radius: int = 4
+    guided_eps: float = 1e-3
 
     def __post_init__(self) -> None:
+        if self.refine_filter not in ("gaussian", "guided", "none"):
+            raise ValueError(f"refine_filter must be 'gaussian', 'guided' or 'none', got "
+                             f"{self.refine_filter!r}.")
+        if self.guided_radius < 1 or self.guided_eps <= 0:
+            raise ValueError("guided_radius must be >= 1 and guided_eps > 0.")
         if self.components < 1 or self.neighbours < 1 or self.iterations < 1:
             raise ValueError("components, neighbours and iterations must be >= 1.")
         if not 0.0 < self.alpha < 1.0:
@@ -314,17 +328,35 @@ def refine(graph: Any, probs: np.ndarray, shot_index: np.ndarray, shot_class: np
 @dataclass
 class GraphRefiner:
     """The final refinement of one scene (:func:`refine` with its graph and shots), kept by
-    :class:`~hsizoo.finetune.FineTuned` to apply to the student's map of that scene."""
+    :class:`~hsizoo.finetune.FineTuned` to apply to the student's map of that scene.
+
+    ``spatial`` names the filter of the probability map before the refinement ("gaussian":
+    the caller's smoothing, already applied; "guided": :meth:`refine_map` applies the guided
+    filter with ``guide``; "none")."""
 
     graph: Any
     shot_index: np.ndarray
     shot_class: np.ndarray
     alpha: float = 0.99
     iterations: int = 100
+    spatial: str = "gaussian"
+    guide: np.ndarray | None = None
+    radius: int = 4
+    eps: float = 1e-3
 
     def __call__(self, probs: np.ndarray) -> np.ndarray:
         return refine(self.graph, probs, self.shot_index, self.shot_class, self.alpha,
                       self.iterations)
+
+    def refine_map(self, probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """The (h, w, K) map after the spatial filter (when guided) and the graph refinement."""
+        if self.spatial == "guided" and self.guide is not None:
+            from ..smoothing import guided_filter
+
+            probs = guided_filter(probs, self.guide, valid, self.radius, self.eps)
+        out = np.zeros_like(probs)
+        out[valid] = self(probs[valid])
+        return out
 
 
 def fuse(student: np.ndarray, propagated: np.ndarray, weight: float = 1.0) -> np.ndarray:
