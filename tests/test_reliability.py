@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -534,3 +535,33 @@ def test_predict_keeps_a_map_created_meanwhile_and_leaves_no_partial_file(tmp_pa
     with rasterio.open(tmp_path / "map.hsizoo-new.tif") as ds:
         assert ds.read(1).shape == (12, 10) and set(np.unique(ds.read(1))) <= {1, 2, 3}
     assert _hidden(tmp_path) == [] and not conf.exists()
+
+
+def test_a_killed_writers_partial_is_removed_by_the_next_write_once_stale(tmp_path) -> None:
+    """SIGKILL leaves a hidden partial; the next write of that target removes it once its
+    writer is gone and it has not changed for an hour, and leaves everything else alone."""
+    target = tmp_path / "notes.txt"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from hsizoo.io.atomic import AtomicFile
+        f = AtomicFile({str(target)!r}, overwrite=False)
+        open(f.tmp, "wb").write(b"half")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    (leftover,) = tmp_path.iterdir()
+    assert leftover.name.startswith(".notes.txt.hsizoo-partial-")
+    mine = tmp_path / f".notes.txt.hsizoo-partial-{os.getpid()}-0000abcd"  # a live writer's
+    legacy = tmp_path / ".notes.txt.hsizoo-partial-0000abcd"  # no process id: not ours to judge
+    other = tmp_path / ".other.txt.hsizoo-partial-999999999-0000abcd"  # another target's
+    for p in (mine, legacy, other):
+        p.write_bytes(b"x")
+    write_atomic(target, b"first", overwrite=False)  # the leftover is recent: kept
+    assert leftover.exists()
+    old = time.time() - 2 * 3600
+    for p in (leftover, mine, legacy, other):
+        os.utime(p, (old, old))
+    write_atomic(target, b"second", overwrite=True)
+    assert not leftover.exists() and target.read_bytes() == b"second"
+    assert mine.exists() and legacy.exists() and other.exists()

@@ -7,7 +7,10 @@ killed process leaves nothing that opens as a finished map), flushed and fsynced
 content checked, given the user's umask, and only then renamed over the target; the folder is
 fsynced after the rename. On any failure the partial file is removed and a previous file under the
 target name is left intact. A folder (a model checkpoint) is written as a new sibling folder and
-swapped in as a whole, never file by file.
+swapped in as a whole, never file by file. A partial name carries the writer's process id: a
+partial left by a killed writer (SIGKILL, power loss) is removed by the next write of the same
+target once that process is gone and the partial has not changed for an hour
+(:func:`remove_stale_partials`).
 
 Outputs are checked twice: by :func:`check_output` before the work starts (the folder exists and
 is writable, the target is not a folder, it exists only if overwriting was asked, there is room
@@ -25,12 +28,13 @@ import errno
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = ["OutputError", "OutputExistsError", "OutputConflictError", "OutputNotFoundError",
            "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "check_output",
-           "partial_path", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask",
+           "partial_path", "remove_stale_partials", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask",
            "file_sha256"]
 
 #: Marks the hidden partial files and folders; never a raster or image extension.
@@ -71,8 +75,62 @@ def current_umask() -> int:
 
 
 def partial_path(target: Path) -> Path:
-    """A fresh hidden name beside ``target`` for its partial file or folder."""
-    return target.with_name(f".{target.name}{PARTIAL_TAG}-{secrets.token_hex(4)}")
+    """A fresh hidden name beside ``target`` for its partial file or folder (with this process's
+    id, so that a later writer can tell a dead writer's leftover from a live one's work)."""
+    remove_stale_partials(target)
+    return target.with_name(f".{target.name}{PARTIAL_TAG}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+#: A partial untouched for this long, whose writer is gone, is a leftover.
+STALE_AFTER_S = 3600.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its files
+    return True
+
+
+def remove_stale_partials(target: str | os.PathLike[str], max_age_s: float = STALE_AFTER_S
+                          ) -> list[Path]:
+    """Remove partial files and folders of ``target`` left by writers that died mid-write.
+
+    A partial counts as a leftover only when its name carries a process id that no longer
+    exists on this machine and it has not been modified for ``max_age_s`` seconds (a writer on
+    another machine sharing the folder keeps touching its partial while it works). Partials
+    without a process id (older hsizoo versions) are left alone. Errors are ignored: cleaning up
+    never stops a write.
+
+    Returns:
+        The paths removed.
+    """
+    target = Path(target)
+    prefix = f".{target.name}{PARTIAL_TAG}-"
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    now = time.time()
+    for p in candidates:
+        pid = p.name[len(prefix):].split("-")[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if now - p.lstat().st_mtime < max_age_s:
+                continue
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    return removed
 
 
 def fsync_path(path: Path) -> None:
