@@ -319,3 +319,34 @@ def test_push_to_hub_refuses_inconsistent_folders(saved, hub, tmp_path) -> None:
     with pytest.raises(CheckpointError, match="missing"):
         push_to_hub(broken, REPO, token="hf_test_token")
     assert not [r for r in hub.requests if r[0] == "POST"]
+
+
+def test_two_processes_fetching_the_same_weights_both_load_them(saved, hub, x, tmp_path) -> None:
+    """Two processes downloading one checkpoint into one cold cache at the same time: both load
+    the right weights, and the cache holds one verified copy."""
+    import subprocess
+    import sys
+
+    model, folder = saved
+    overlay = _hub_overlay(folder, _publish(hub, folder))
+    script = f"""
+import json, numpy as np, torch
+from hsizoo.models._factory import create_model
+m = create_model("s2former_test", pretrained=True, num_classes=4,
+                 pretrained_cfg_overlay={overlay!r}).eval()
+x = torch.randn(3, 24, 5, 5, generator=torch.Generator().manual_seed(1))
+with torch.no_grad():
+    y = m(x, wavelengths=np.linspace(420.0, 2450.0, 24))
+print(json.dumps(y.flatten().tolist()))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    want = _out(model, x).flatten().numpy()
+    for out, _ in outs:
+        np.testing.assert_allclose(json.loads(out.splitlines()[-1]), want, atol=1e-6)
+    copies = [p for p in (tmp_path / "hf-cache").rglob("model.safetensors") if p.is_file()]
+    assert copies and {file_sha256(p) for p in copies} == {overlay["sha256"]}
+    blobs = [p for p in (tmp_path / "hf-cache").rglob("blobs/*") if p.is_file()]
+    assert len(blobs) == 2  # model.safetensors and config.json, each once
