@@ -340,22 +340,34 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
     return patch_predictor(model, padded, wl), {"model": opts.hybridsn_model, **log}
 
 
-def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any
+def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False
                        ) -> tuple[Predictor, dict]:
     from ..finetune.transduction import TransductionConfig, propagate_from_shots
 
     cfg = TransductionConfig()
     K = int(max(int(train.max()), len(scene.class_names or [])))
-    _, probs = propagate_from_shots(standardised(scene, seed), scene.valid, train, K, cfg)
+    std = standardised(scene, seed)
+    record = None
+    if cv:
+        from ..finetune.graph_cv import choose_graph_settings
+
+        cfg, record = choose_graph_settings(std, scene.valid, train, K, cfg)
+    _, probs = propagate_from_shots(std, scene.valid, train, K, cfg)
     class_map = np.zeros(scene.valid.shape, np.int64)
     class_map[scene.valid] = probs.argmax(1) + 1
 
     def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return class_map[rows, cols]
 
-    return predict, {k: v for k, v in cfg.as_dict().items()
-                     if k in ("components", "feature_sigma", "position_scale", "neighbours",
-                              "alpha", "iterations")}
+    info = {k: v for k, v in cfg.as_dict().items()
+            if k in ("components", "feature_sigma", "position_scale", "neighbours", "alpha",
+                     "iterations")}
+    return predict, {**info, "graph_cv": record} if cv else info
+
+
+def _label_propagation_cv(scene: Any, train: np.ndarray, seed: int, opts: Any
+                          ) -> tuple[Predictor, dict]:
+    return _label_propagation(scene, train, seed, opts, cv=True)
 
 
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).
@@ -366,4 +378,7 @@ BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, 
     "hybridsn": ("HybridSN trained from scratch on the shots", fit_hybridsn),
     "label_propagation": ("label propagation over a k-NN graph of the whole scene (spectra + "
                           "position), no network", _label_propagation),
+    "label_propagation_cv": ("label propagation with the graph's position scale and feature "
+                             "smoothing chosen by cross-validation on the shots",
+                             _label_propagation_cv),
 }

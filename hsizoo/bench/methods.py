@@ -124,6 +124,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "guided filter instead of the Gaussian before the final graph refinement",
                "s2former", "indomain", daft=True, pretrained=True,
                transduction_overrides=(("refine_filter", "guided"),)),
+    MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
+               "scale and feature smoothing chosen by cross-validation on the shots",
+               "s2former", "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("cv_graph", True),)),
     MethodSpec("s2former_ssl_daft_align", "ablation: transductive DAFT with the noised "
                "feature alignment and agreement terms on", "s2former", "indomain", daft=True,
                pretrained=True, daft_overrides=(("align_weight", 1.0), ("agree_weight", 1.0))),
@@ -268,6 +272,8 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
         return {"filter_size": opts.filter_size, "rf_trees": opts.rf_trees}
     if spec.name == "label_propagation":
         return {"graph": "transduction-defaults/1"}
+    if spec.name == "label_propagation_cv":
+        return {"graph": "transduction-defaults/1", "graph_cv": "shots-cv/1"}
     if spec.name == "hybridsn":
         return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
                 "train_budget": opts.train_budget}

@@ -61,6 +61,11 @@ class _SceneGraph:
 
     def __init__(self, std_cube: np.ndarray, valid: np.ndarray, train: np.ndarray, K: int,
                  cfg: TransductionConfig) -> None:
+        self.cv: dict[str, Any] | None = None
+        if cfg.cv_graph:
+            from .graph_cv import choose_graph_settings
+
+            cfg, self.cv = choose_graph_settings(std_cube, valid, train, K, cfg)
         self.cfg, self.valid, self.K = cfg, valid, K
         self.std_cube = std_cube
         lab = train[valid]
@@ -233,6 +238,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
 
     # Transduction: the first pseudo-labels come from propagation over the whole scene.
     sg = _SceneGraph(std_cube, scene.valid, train, K, tcfg) if use_graph else None
+    if sg is not None and sg.cv is not None:
+        history["graph_cv"] = sg.cv
     use_pseudo = cfg.enabled and cfg.pseudo_weight > 0 and ur.size > 0 \
         and (sg is not None or pseudo_rounds > 0)
     # Pseudo-labelled pixels as (rows, cols); their patches are gathered per batch (the whole

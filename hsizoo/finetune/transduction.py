@@ -69,6 +69,9 @@ class TransductionConfig:
             component) or "none".
         guided_radius: Window radius (pixels) of the guided filter.
         guided_eps: Its regularisation (larger smooths more across edges).
+        cv_graph: Choose ``position_scale`` and ``feature_sigma`` for this scene by
+            cross-validation on the shots (:func:`hsizoo.finetune.graph_cv.choose_graph_settings`)
+            instead of using the values above.
     """
 
     enabled: bool = True
@@ -86,6 +89,7 @@ class TransductionConfig:
     refine_filter: str = "gaussian"
     guided_radius: int = 4
     guided_eps: float = 1e-3
+    cv_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.refine_filter not in ("gaussian", "guided", "none"):
