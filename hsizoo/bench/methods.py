@@ -20,7 +20,7 @@ from .baselines import BASELINE_METHODS, Predictor
 
 __all__ = ["BASELINES", "BenchOptions", "CHECKPOINT_OPTIONS", "FULL_METHOD", "METHODS",
            "MethodSpec", "RECIPE", "SCHEMA", "SkipMethod", "method_settings",
-           "resolve_checkpoint"]
+           "checkpoint_for_role"]
 
 #: Format of a run's result file (the report reads only this one).
 SCHEMA = "hsizoo.bench.fewshot/1"
@@ -149,7 +149,7 @@ class SkipMethod(Exception):
 # Checkpoints, fitting and the settings stored with a result
 
 
-def resolve_checkpoint(value: str | None, role: str, model: str) -> dict[str, Any]:
+def checkpoint_for_role(value: str | None, role: str, model: str) -> dict[str, Any]:
     """Turn a checkpoint option into :func:`hsizoo.finetune` arguments.
 
     Args:
@@ -208,7 +208,7 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
     ck: dict[str, Any] = {"model": opts.model, "pretrained": False, "checkpoint_path": None,
                           "source": None, "sha256": None}
     if spec.checkpoint:
-        ck = resolve_checkpoint(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
+        ck = checkpoint_for_role(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                 opts.model)
     from ..daft import DaftConfig
     from ..finetune import TransductionConfig
@@ -294,6 +294,6 @@ def _checkpoint_sha(spec: MethodSpec, opts: BenchOptions) -> str | None:
     if not value:
         return None
     try:
-        return resolve_checkpoint(value, spec.checkpoint, opts.model).get("sha256")
+        return checkpoint_for_role(value, spec.checkpoint, opts.model).get("sha256")
     except SkipMethod:
         return None

@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .methods import (METHODS, SCHEMA, BenchOptions, MethodSpec, SkipMethod, _fit,
-                      method_settings, resolve_checkpoint)
+                      method_settings, checkpoint_for_role)
 from .records import PeakMemory, _atomic_write, _jsonable, default_environment, result_path
 
 __all__ = ["BenchSummary", "DEFAULT_SCENES", "DEFAULT_SHOTS", "DEFAULT_SEEDS", "run_benchmark",
@@ -259,7 +259,7 @@ def run_benchmark(scenes: Sequence[str] = DEFAULT_SCENES,
         spec = METHODS[name]
         try:
             if spec.checkpoint:
-                resolve_checkpoint(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
+                checkpoint_for_role(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                    opts.model)
             if spec.name in ("svm_raw", "svm_filtered", "rf"):
                 from .baselines import require_sklearn
