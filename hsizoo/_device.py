@@ -14,11 +14,15 @@ runs in the lower precision.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "grad_scaler", "resolve_device", "resolve_precision"]
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["PRECISIONS", "add_device_arguments", "autocast", "grad_scaler", "resolve_device",
+           "resolve_precision"]
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16,
                                              "fp16": torch.float16}
@@ -78,3 +82,12 @@ def grad_scaler(device: torch.device | str, precision: str | None) -> torch.amp.
     dev = torch.device(device)
     name = resolve_precision(precision, dev)
     return torch.amp.GradScaler(dev.type, enabled=name == "fp16")
+
+
+def add_device_arguments(p: "argparse.ArgumentParser", what: str = "the network") -> None:
+    """``--device`` and ``--precision``, the same on every command that runs a network."""
+    p.add_argument("--device", default=None,
+                   help=f"where {what} runs: cuda or cpu (default: the GPU when there is one)")
+    p.add_argument("--precision", default="fp32", choices=tuple(PRECISIONS),
+                   help=f"autocast of {what} (default fp32; bf16 is faster on a GPU; fp16 is "
+                        "GPU only)")

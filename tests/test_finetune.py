@@ -14,22 +14,10 @@ from hsizoo.daft import DaftConfig
 from hsizoo.finetune import finetune, load_finetuned, prepare_labels, register_cli
 from hsizoo.io import Scene
 from hsizoo.splits import few_shot_split
+from scenes import WL, three_class_scene as _scene  # noqa: I001
 
-WL = np.linspace(450.0, 2300.0, 12)
 FAST = dict(model="s2former_test", pretrained=False, steps=25, batch_size=16, head_steps=50,
             progress=False)
-
-
-def _scene(h: int = 20, w: int = 18, seed: int = 0) -> Scene:
-    """Three classes in bands of columns, each with its own spectral shape, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((h, w), np.int64)
-    labels[:, : w // 3], labels[:, w // 3: 2 * w // 3], labels[:, 2 * w // 3:] = 1, 2, 3
-    x = np.linspace(0, 1, WL.size)
-    spectra = np.stack([1 + x, 2 - x, 1 + np.sin(6 * x)])
-    cube = spectra[labels - 1] + rng.normal(0, 0.15, (h, w, WL.size))
-    return Scene(cube=cube.astype(np.float32), wavelengths=WL, labels=labels,
-                 class_names=["rising", "falling", "wavy"])
 
 
 def _fast_daft(**kw) -> DaftConfig:

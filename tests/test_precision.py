@@ -16,31 +16,19 @@ import hsizoo  # noqa: F401  (registers the models)
 from hsizoo._device import autocast, grad_scaler, resolve_device, resolve_precision
 from hsizoo.finetune import finetune
 from hsizoo.inference import SharedPredictor
-from hsizoo.io import Scene
 from hsizoo.patches import prepare_cube
 from hsizoo.spectral import band_stats
+from scenes import three_class_scene as _scene
 
 pt = importlib.import_module("hsizoo.pretrain")
 
-WL = np.linspace(450.0, 2300.0, 12)
 FAST = dict(model="s2former_test", pretrained=False, steps=20, batch_size=16, head_steps=30,
             progress=False)
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="needs a CUDA GPU (run on a GPU machine: pytest -m gpu)")
 
 
-def _scene(h: int = 20, w: int = 18, seed: int = 0) -> Scene:
-    """Three classes in bands of columns, each with its own spectral shape, plus noise."""
-    rng = np.random.default_rng(seed)
-    labels = np.zeros((h, w), np.int64)
-    labels[:, : w // 3], labels[:, w // 3: 2 * w // 3], labels[:, 2 * w // 3:] = 1, 2, 3
-    x = np.linspace(0, 1, WL.size)
-    spectra = np.stack([1 + x, 2 - x, 1 + np.sin(6 * x)])
-    cube = spectra[labels - 1] + rng.normal(0, 0.15, (h, w, WL.size))
-    return Scene(cube=cube.astype(np.float32), wavelengths=WL, labels=labels)
-
-
-def _logits(model: torch.nn.Module, scene: Scene, precision: str) -> torch.Tensor:
+def _logits(model: torch.nn.Module, scene, precision: str) -> torch.Tensor:
     padded = prepare_cube(band_stats(scene.cube).apply(scene.cube), None, model.patch_size)
     rows, cols = np.nonzero(np.ones(scene.cube.shape[:2], bool))
     return SharedPredictor(model, scene.wavelengths, 64, precision).predict_padded(

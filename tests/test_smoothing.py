@@ -59,16 +59,10 @@ def test_principal_guide_follows_the_main_spectral_contrast() -> None:
 def test_finetune_applies_the_guided_filter_before_the_graph_refinement() -> None:
     from hsizoo.finetune import TransductionConfig, finetune
     from hsizoo.inference import predict_scene
-    from hsizoo.io import Scene
+    from scenes import three_class_scene
 
-    rng = np.random.default_rng(0)
-    wl = np.linspace(450.0, 2300.0, 12)
-    labels = np.zeros((20, 18), np.int64)
-    labels[:, :6], labels[:, 6:12], labels[:, 12:] = 1, 2, 3
-    x = np.linspace(0, 1, wl.size)
-    spectra = np.stack([1 + x, 2 - x, 1 + np.sin(6 * x)])
-    cube = (spectra[labels - 1] + rng.normal(0, 0.15, (20, 18, wl.size))).astype(np.float32)
-    scene = Scene(cube=cube, wavelengths=wl, labels=labels)
+    scene = three_class_scene()
+    labels = scene.labels
     fast = dict(model="s2former_test", pretrained=False, steps=10, batch_size=16, head_steps=20,
                 progress=False, device="cpu", seed=0)
     ft = finetune(scene, labels, shots=3, transduction=TransductionConfig(

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
+from .._device import add_device_arguments
 from .methods import METHODS, BenchOptions
 from .records import _split_names, parse_int_list
 from .runner import DEFAULT_SCENES, run_benchmark
@@ -52,10 +53,7 @@ def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None
     p.add_argument("--map-extent", choices=["auto", "all", "labelled"], default="auto",
                    help="pixels of the saved maps: all valid pixels, labelled ones, or auto "
                    "(labelled for simulated scenes, all for real ones; default)")
-    p.add_argument("--device", help="where the S2Former methods run: cuda or cpu (default: "
-                   "the GPU when there is one)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="autocast of the S2Former methods (default fp32; fp16 is GPU only)")
+    add_device_arguments(p, "the S2Former methods")
     p.add_argument("--dry-run", action="store_true", help="list the runs to do and stop")
     p.add_argument("--stop-on-error", action="store_true", help="raise the first error")
 

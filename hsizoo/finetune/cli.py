@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .._device import add_device_arguments
 from .inputs import as_scene
 
 __all__ = ["FINETUNE_COMMAND", "PREDICT_COMMAND", "register_cli"]
@@ -145,10 +146,7 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--device", help="cuda or cpu (default: the GPU when there is one)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="autocast of the network (default fp32; bf16 is faster on a GPU; fp16 "
-                        "is GPU only)")
+    add_device_arguments(p)
 
 
 def _add_predict_args(p: argparse.ArgumentParser) -> None:
@@ -162,10 +160,7 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wavelengths", help="band centres in nm: a file or a comma list")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--device", help="cuda or cpu (default: the GPU when there is one)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="autocast of the network (default fp32; bf16 is faster on a GPU; fp16 "
-                        "is GPU only)")
+    add_device_arguments(p)
 
 
 def register_cli(subparsers: Any) -> None:

@@ -455,6 +455,14 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
 # Published checkpoints: each is a folder hsizoo/weights/<arch>.<tag>/ (package data, see
 # hsizoo/models/_weights.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
 # first tag of an architecture is its default for pretrained=True.
+def _in_domain_cfg(name: str, patch_size: int, sha256: str) -> dict[str, Any]:
+    """A checkpoint pretrained on the real Indian Pines pixels (its folder and Hub repo: name)."""
+    return hsi_cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}", hf_hub_revision="main",
+                   sensor="aviris_indian_pines", sha256=sha256,
+                   pretraining="masked reconstruction + FDC + view agreement on the real "
+                               "Indian Pines pixels (in-domain)")
+
+
 default_cfgs = generate_default_cfgs({
     "s2former_test.untrained": hsi_cfg(patch_size=5),
     "s2former_tiny.ssl_simulated": hsi_cfg(
@@ -463,26 +471,17 @@ default_cfgs = generate_default_cfgs({
         sha256="d097a30f993e95feba1ae73e1b39f780e2e209c6e0b7e8e7810b1484e928b34e",
         pretraining="masked reconstruction + FDC + view agreement on simulated scenes of six "
                     "sensors (no AVIRIS): sensor-agnostic"),
-    "s2former_tiny.ssl_indianpines": hsi_cfg(
-        patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_indianpines",
-        hf_hub_revision="main", sensor="aviris_indian_pines",
-        sha256="db1ed5ed4ed4ae25edd4ab8d7f5452bbc86221b27aa7a0d12dffae046a833d9e",
-        pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
-                    "pixels (in-domain)"),
+    "s2former_tiny.ssl_indianpines": _in_domain_cfg(
+        "s2former_tiny.ssl_indianpines", 7,
+        "db1ed5ed4ed4ae25edd4ab8d7f5452bbc86221b27aa7a0d12dffae046a833d9e"),
     "s2former_tiny.untrained": hsi_cfg(patch_size=7),
-    "s2former_small.ssl_indianpines": hsi_cfg(
-        patch_size=9, hf_hub_id="hsizoo/s2former_small.ssl_indianpines",
-        hf_hub_revision="main", sensor="aviris_indian_pines",
-        sha256="ae28bb9a28123b39d3947fc9dafe1d60357beff415c9e53d7c40ce3bc223c2d5",
-        pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
-                    "pixels (in-domain)"),
+    "s2former_small.ssl_indianpines": _in_domain_cfg(
+        "s2former_small.ssl_indianpines", 9,
+        "ae28bb9a28123b39d3947fc9dafe1d60357beff415c9e53d7c40ce3bc223c2d5"),
     "s2former_small.untrained": hsi_cfg(),
-    "s2former_base.ssl_indianpines": hsi_cfg(
-        patch_size=9, hf_hub_id="hsizoo/s2former_base.ssl_indianpines",
-        hf_hub_revision="main", sensor="aviris_indian_pines",
-        sha256="a56358e9e50e74c9d216737612f452844980202902adac1b52861e6f26e51429",
-        pretraining="masked reconstruction + FDC + view agreement on the real Indian Pines "
-                    "pixels (in-domain)"),
+    "s2former_base.ssl_indianpines": _in_domain_cfg(
+        "s2former_base.ssl_indianpines", 9,
+        "a56358e9e50e74c9d216737612f452844980202902adac1b52861e6f26e51429"),
     "s2former_base.untrained": hsi_cfg(),
 })
 

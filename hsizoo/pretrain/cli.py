@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
+from .._device import add_device_arguments
 from .checkpoints import plot_loss_curve
 from .config import NonFiniteLossError, PretrainConfig
 from .export import export_pretrained
@@ -40,11 +41,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--until-step", type=int, default=None, help="stop at this step (checkpointed)")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--log-every", type=int, default=1)
-    p.add_argument("--device", default=None, help="cuda or cpu (default: the GPU when there "
-                   "is one)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="autocast of the forward pass (default fp32; bf16 on a GPU is faster; "
-                        "fp16 is GPU only)")
+    add_device_arguments(p, "the pretraining")
     p.add_argument("--data-root", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--probe", default=None, metavar="SCENE",
