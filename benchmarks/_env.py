@@ -22,7 +22,7 @@ def environment() -> dict:
     except OSError:
         commit = ""
     sys.path.insert(0, str(RESULTS.parents[1]))
-    from hsizoo._system import cpu_name
+    from hsizoo.runtime.system import cpu_name
 
     cpu = cpu_name()
     return {

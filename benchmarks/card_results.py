@@ -8,7 +8,7 @@ seeds, per scene and shot count) into ``config.json["results"]`` (only results w
 checkpoint sha256 is this folder's: results of earlier weights under the same tag never count),
 the representation probe (benchmarks/results/probe/) into ``config.json["probe"]``, and
 README.md is re-rendered
-from the config with :func:`hsizoo.models._card.render_model_card`, so the card stays generated,
+from the config with :func:`hsizoo.hub.card.render_model_card`, so the card stays generated,
 never hand-written. The weights file, and so its sha256, is not touched.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hsizoo.bench.report import load_results  # noqa: E402
-from hsizoo.models._card import render_model_card  # noqa: E402
+from hsizoo.hub.card import render_model_card  # noqa: E402
 
 
 def _uses(record: dict, tag: str, folder: Path, sha256: str) -> bool:

@@ -47,7 +47,7 @@ def _warm_up(device: str, precision: str, root: str) -> None:
     """A short plain fine-tune and a predict, so that the timed runs do not pay one-off start-up
     (CUDA context, kernels, allocator, first reads)."""
     import hsizoo
-    from hsizoo.datasets import load_dataset
+    from hsizoo.data.download import load_dataset
 
     scene = load_dataset("indian_pines", root=root, progress=False)
     ft = hsizoo.finetune(scene, scene.labels, shots=2, daft=False, steps=5, head_steps=5,
@@ -60,10 +60,10 @@ def run_config(device: str, precision: str, args: argparse.Namespace) -> dict:
     import torch
 
     import hsizoo
-    from hsizoo.datasets import load_dataset
-    from hsizoo.inference import predict_scene
-    from hsizoo.metrics import evaluate
-    from hsizoo.spectral import band_stats
+    from hsizoo.data.download import load_dataset
+    from hsizoo.predict.engine import predict_scene
+    from hsizoo.data.metrics import evaluate
+    from hsizoo.spectral.grid import band_stats
 
     _warm_up(device, precision, args.root)
     out: dict = dict(device=device, precision=precision,

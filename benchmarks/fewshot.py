@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hsizoo.bench.run_cli import add_run_arguments, run_from_args  # noqa: E402
+from hsizoo.cli.bench import add_run_arguments, run_from_args  # noqa: E402
 
 from _env import RESULTS, environment  # noqa: E402
 

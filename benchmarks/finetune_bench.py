@@ -119,10 +119,10 @@ def speed(args: argparse.Namespace, scene) -> dict:
     import torch
 
     import hsizoo
-    from hsizoo.datasets import load_dataset
-    from hsizoo.inference import SharedPredictor, predict_naive, predict_scene
-    from hsizoo.patches import prepare_cube
-    from hsizoo.spectral import band_stats
+    from hsizoo.data.download import load_dataset
+    from hsizoo.predict.engine import SharedPredictor, predict_naive, predict_scene
+    from hsizoo.data.patches import prepare_cube
+    from hsizoo.spectral.grid import band_stats
 
     out: dict = {}
     with PeakMemory() as mem:
@@ -200,8 +200,8 @@ _CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 import hsizoo, torch
-from hsizoo.inference import predict_scene
-from hsizoo.spectral import BandStats
+from hsizoo.predict.engine import predict_scene
+from hsizoo.spectral.grid import BandStats
 import numpy as np
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 net = hsizoo.create_model({model!r}, num_classes=16).eval()
@@ -219,7 +219,7 @@ def memory(args: argparse.Namespace) -> dict:
     import rasterio
     from rasterio.transform import from_origin
 
-    from hsizoo.sensors import get_sensor
+    from hsizoo.spectral.sensors import get_sensor
 
     wl = get_sensor("aviris_indian_pines").wavelengths
     bands = len(wl)
@@ -333,7 +333,7 @@ def main() -> None:
     p.add_argument("--name", default="finetune", help="results/<name>.{json,md}")
     args = p.parse_args()
     warnings.filterwarnings("ignore", category=UserWarning)
-    from hsizoo.datasets import load_dataset
+    from hsizoo.data.download import load_dataset
 
     parts = set(args.parts.split(","))
     scene = load_dataset("indian_pines", root=args.root, progress=False)

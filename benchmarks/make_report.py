@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hsizoo.bench import add_report_arguments, report_from_args  # noqa: E402
+from hsizoo.cli.bench import add_report_arguments, report_from_args  # noqa: E402
 
 from _env import RESULTS  # noqa: E402
 

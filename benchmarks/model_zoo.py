@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hsizoo  # noqa: E402
 from hsizoo.models._factory import count_flops_per_pixel  # noqa: E402
-from hsizoo.sensors import get_sensor  # noqa: E402
+from hsizoo.spectral.sensors import get_sensor  # noqa: E402
 
 from _env import environment, save  # noqa: E402
 

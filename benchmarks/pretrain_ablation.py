@@ -7,7 +7,7 @@ with the same schedule, batch and seed, changing one thing: the paper's masked r
 with and without the frequency-domain constraint (FDC), and with the view-agreement term
 (InfoNCE between two augmented views up to ``view_offset`` pixels apart) with and without FDC
 and with offset 0 (same pixel, augmentations only). Every encoder is then probed with
-:mod:`hsizoo.bench.probe` on split seeds 0-9 at 5 shots, beside random initialisation.
+:mod:`hsizoo.method.probe` on split seeds 0-9 at 5 shots, beside random initialisation.
 Runs go to ``--work`` (resumable: finished exports are reused); results to
 benchmarks/results/probe_ablation/ and benchmarks/results/pretrain_ablation.md.
 """

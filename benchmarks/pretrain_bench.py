@@ -78,7 +78,7 @@ def throughput(scene, variants: list[str], steps: int, warmup: int, batch_size: 
 
 def _load_model(run_dir: Path) -> "pt.MaskedS2Former":
     manifest, tensors = pt.load_checkpoint(run_dir)
-    model = pt._build(pt.PretrainConfig(**manifest["config"]))
+    model = pt.build_objective(pt.PretrainConfig(**manifest["config"]))
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
                            if k.startswith("model.")})
     return model.eval()

@@ -6,7 +6,7 @@
 
 Every backbone embeds every valid pixel of each labelled scene once; linear probe, smoothed
 linear probe, k-NN and label propagation are fitted on the shots of each split and scored on the
-other labelled pixels (see :mod:`hsizoo.bench.probe`). Results go to
+other labelled pixels (see :mod:`hsizoo.method.probe`). Results go to
 benchmarks/results/probe/<scene>/<backbone>.json (kept unless --force, recomputed when the shots
 or seeds differ); the tables are written to benchmarks/results/probe.md and printed.
 """

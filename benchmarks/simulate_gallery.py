@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from hsizoo.simulate import make_layout, simulate_scene
+from hsizoo.data.simulate import make_layout, simulate_scene
 
 
 def _stretch(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hsizoo.datasets import get_dataset_info, load_dataset
+from hsizoo.data.catalogue import get_dataset_info
+from hsizoo.data.download import load_dataset
 from hsizoo.io import save_quicklook
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"

@@ -11,26 +11,26 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from . import models  # noqa: F401,E402  (registers the models with timm)
-from .io.scene import Scene  # noqa: E402
-from .models import S2Former  # noqa: E402
+from hsizoo import models  # noqa: F401,E402  (registers the models with timm)
+from hsizoo.io.scene import Scene  # noqa: E402
+from hsizoo.models import S2Former  # noqa: E402
 
 # Public functions, imported on first use so that `import hsizoo` stays light.
 _LAZY = {
     "create_model": "hsizoo.models._factory",
     "list_models": "hsizoo.models._factory",
     "list_pretrained": "hsizoo.models._factory",
-    "save_pretrained": "hsizoo.models._save",
-    "load_pretrained": "hsizoo.models._load",
-    "push_to_hub": "hsizoo.models._save",
-    "download_pretrained": "hsizoo.models._download",
+    "save_pretrained": "hsizoo.hub.save",
+    "load_pretrained": "hsizoo.hub.load",
+    "push_to_hub": "hsizoo.hub.save",
+    "download_pretrained": "hsizoo.hub.download",
     "read_scene": "hsizoo.io",
-    "load_dataset": "hsizoo.datasets",
-    "list_datasets": "hsizoo.datasets",
-    "few_shot_split": "hsizoo.splits",
-    "simulate_scene": "hsizoo.simulate",
-    "get_sensor": "hsizoo.sensors",
-    "list_sensors": "hsizoo.sensors",
+    "load_dataset": "hsizoo.data.download",
+    "list_datasets": "hsizoo.data.catalogue",
+    "few_shot_split": "hsizoo.data.splits",
+    "simulate_scene": "hsizoo.data.simulate",
+    "get_sensor": "hsizoo.spectral.sensors",
+    "list_sensors": "hsizoo.spectral.sensors",
     "pretrain": "hsizoo.pretrain",
     "finetune": "hsizoo.finetune",
 }

@@ -39,7 +39,7 @@ def _run(first: str) -> str:
 
 def test_functions_callable_after_importing_their_modules_first() -> None:
     for first in ("import hsizoo.finetune, hsizoo.pretrain",
-                  "from hsizoo.demo import demo; from hsizoo.pretrain import PretrainConfig",
+                  "from hsizoo.cli.demo import demo; from hsizoo.pretrain import PretrainConfig",
                   ""):
         out = _run(first)
         # the calls reached the functions, which refused the bad input with their own messages

@@ -33,7 +33,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """All methods, 2 seeds, 2 shots, on the tiny simulated scene (run once for the module)."""
     pytest.importorskip("sklearn")
     from hsizoo.models._factory import create_model
-    from hsizoo.models._save import save_pretrained
+    from hsizoo.hub.save import save_pretrained
     from hsizoo.pretrain import load_scene_spec
 
     root = tmp_path_factory.mktemp("bench")
@@ -257,7 +257,7 @@ def test_stored_settings_name_the_checkpoint_bytes_not_only_its_name(tmp_path) -
     """Retrained weights under the same folder or tag are not mistaken for the old ones."""
     import hsizoo
     from hsizoo.bench.methods import method_settings
-    from hsizoo.models._save import save_pretrained
+    from hsizoo.hub.save import save_pretrained
 
     folder = tmp_path / "s2former_test.ssl"
     torch.manual_seed(0)

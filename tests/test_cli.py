@@ -11,7 +11,7 @@ import pytest
 
 from hsizoo.cli import COMMANDS, Command, main, register_command
 from hsizoo.models._factory import create_model, list_models
-from hsizoo.models._save import save_pretrained
+from hsizoo.hub.save import save_pretrained
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import timm
 import torch
 
 import hsizoo  # noqa: F401
-from hsizoo.daft import (DaftConfig, Teacher, agreement_loss, alignment_loss, cosine_alpha_bar,
+from hsizoo.method.daft import (DaftConfig, Teacher, agreement_loss, alignment_loss, cosine_alpha_bar,
                          daft_losses, q_sample)
 
 WL = np.linspace(450.0, 2300.0, 12)

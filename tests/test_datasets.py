@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 from conftest_io import write_mat_v5
 
-from hsizoo import datasets
-from hsizoo.datasets import (
+from hsizoo.data import catalogue, download as datasets
+from hsizoo.data.catalogue import (
     DatasetInfo,
     FileInfo,
     get_dataset_info,
     list_datasets,
-    load_dataset,
-    verify_file,
 )
+from hsizoo.data.download import load_dataset, verify_file
 
 SHARED_HSI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
 
@@ -28,7 +27,7 @@ def test_catalogue_entries_are_consistent():
     names = list_datasets()
     assert {"indian_pines", "indian_pines_220", "pavia_university", "pavia_centre", "salinas",
             "salinas_a", "ksc", "botswana"} <= set(names)
-    from hsizoo.sensors import list_sensors
+    from hsizoo.spectral.sensors import list_sensors
 
     for name in names:
         info = get_dataset_info(name)
@@ -123,7 +122,7 @@ def _tiny_dataset(tmp_path: Path, handler, monkeypatch) -> tuple[np.ndarray, np.
 
     info = DatasetInfo("tiny", "Tiny", fi("Tiny.mat", "tiny"), fi("Tiny_gt.mat", "tiny_gt"),
                        (6, 5, 103), "rosis", ("a", "b", "c"), ((1, 2, 3),) * 3)
-    monkeypatch.setitem(datasets._CATALOGUE, "tiny", info)
+    monkeypatch.setitem(catalogue._CATALOGUE, "tiny", info)
     return cube, gt
 
 

@@ -11,9 +11,9 @@ import torch
 
 from hsizoo.cli import main
 from hsizoo.models._factory import create_model
-from hsizoo.models._load import load_pretrained, resolve
-from hsizoo.models._save import save_pretrained
-from hsizoo.models._weights import WEIGHTS_DIR
+from hsizoo.hub.load import load_pretrained, resolve
+from hsizoo.hub.save import save_pretrained
+from hsizoo.hub.shipped import WEIGHTS_DIR
 
 TAG = "s2former_tiny.ssl_simulated"
 HUB_ID = timm.models.get_pretrained_cfg(TAG).to_dict()["hf_hub_id"]

@@ -14,8 +14,8 @@ from hsizoo.models._factory import (
     list_models,
     list_pretrained,
 )
-from hsizoo.models._save import save_pretrained
-from hsizoo.sensors import get_sensor
+from hsizoo.hub.save import save_pretrained
+from hsizoo.spectral.sensors import get_sensor
 
 
 def test_list_models_reads_hsizoos_part_of_the_timm_registry() -> None:

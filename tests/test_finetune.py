@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import hsizoo  # noqa: F401
-from hsizoo.daft import DaftConfig
-from hsizoo.finetune import finetune, load_finetuned, prepare_labels, register_cli
+from hsizoo.method.daft import DaftConfig
+from hsizoo.cli.finetune import register_cli
+from hsizoo.finetune import finetune, load_finetuned, prepare_labels
 from hsizoo.io import Scene
-from hsizoo.splits import few_shot_split
+from hsizoo.data.splits import few_shot_split
 from scenes import WL, three_class_scene as _scene  # noqa: I001
 
 FAST = dict(model="s2former_test", pretrained=False, steps=25, batch_size=16, head_steps=50,

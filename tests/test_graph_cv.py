@@ -1,12 +1,12 @@
-"""The scene graph's settings chosen by cross-validation on the shots (hsizoo.finetune.graph_cv)
+"""The scene graph's settings chosen by cross-validation on the shots (hsizoo.method.graph_cv)
 and the label_propagation_cv baseline."""
 from __future__ import annotations
 
 import numpy as np
 
-from hsizoo.finetune.graph_cv import choose_graph_settings
-from hsizoo.finetune.transduction import TransductionConfig
-from hsizoo.splits import few_shot_split
+from hsizoo.method.graph_cv import choose_graph_settings
+from hsizoo.method.transduction import TransductionConfig
+from hsizoo.data.splits import few_shot_split
 
 
 def _interleaved(seed: int = 0, noise: float = 0.6):

@@ -8,10 +8,10 @@ import timm
 import torch
 
 import hsizoo  # noqa: F401  (registers the models)
-from hsizoo.inference import SharedPredictor, predict_naive, predict_scene
+from hsizoo.predict.engine import SharedPredictor, predict_naive, predict_scene
 from hsizoo.io import Scene
-from hsizoo.patches import prepare_cube
-from hsizoo.spectral import band_stats
+from hsizoo.data.patches import prepare_cube
+from hsizoo.spectral.grid import band_stats
 
 
 def _scene(h: int = 13, w: int = 11, b: int = 12, lo: float = 450.0, hi: float = 2300.0,
@@ -105,7 +105,7 @@ def test_streamed_geotiff_equals_in_memory(tmp_path) -> None:
 
     # The streamed bar counts every pixel, nodata included, so it ends at its total, also when
     # a whole window is nodata (such windows are skipped).
-    import hsizoo.inference as inference
+    import hsizoo.predict.engine as inference
 
     bars = []
 
@@ -156,7 +156,7 @@ def test_band_count_mismatch_is_clear() -> None:
 
 
 def test_smoothing_windowed_equals_full_and_removes_isolated_errors() -> None:
-    from hsizoo.inference import smooth_probabilities, smoothing_radius
+    from hsizoo.predict.engine import smooth_probabilities, smoothing_radius
 
     scene = _scene(h=23, w=21)
     scene.valid[4:6, 7:10] = False

@@ -99,7 +99,7 @@ def test_explicit_wavelengths_win_and_micrometres_warn(tmp_path, cube, wl):
 
 
 def test_sensor_preset_used_when_file_has_none(tmp_path):
-    from hsizoo.sensors import get_sensor
+    from hsizoo.spectral.sensors import get_sensor
 
     cube = make_cube(3, 4, 103)
     scene = read_scene(write_geotiff(tmp_path / "s.tif", cube), sensor="rosis")

@@ -1,4 +1,4 @@
-"""Reconstruction and frequency-domain-constraint losses (hsizoo.losses)."""
+"""Reconstruction and frequency-domain-constraint losses (hsizoo.method.losses)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from hsizoo import losses as L
+from hsizoo.method import losses as L
 
 
 def test_frequency_weights_rise_from_dc_to_nyquist() -> None:

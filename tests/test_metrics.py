@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hsizoo.metrics import confusion_matrix, evaluate
+from hsizoo.data.metrics import confusion_matrix, evaluate
 
 
 def test_hand_computed_example() -> None:

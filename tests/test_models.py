@@ -8,7 +8,7 @@ import torch
 
 import hsizoo
 from hsizoo.models._factory import list_models
-from hsizoo.sensors import get_sensor
+from hsizoo.spectral.sensors import get_sensor
 
 MODELS = list_models()
 SENSORS = {

@@ -13,11 +13,11 @@ import timm
 import torch
 
 import hsizoo  # noqa: F401  (registers the models)
-from hsizoo._device import autocast, grad_scaler, resolve_device, resolve_precision
+from hsizoo.runtime.device import autocast, grad_scaler, resolve_device, resolve_precision
 from hsizoo.finetune import finetune
-from hsizoo.inference import SharedPredictor
-from hsizoo.patches import prepare_cube
-from hsizoo.spectral import band_stats
+from hsizoo.predict.engine import SharedPredictor
+from hsizoo.data.patches import prepare_cube
+from hsizoo.spectral.grid import band_stats
 from scenes import three_class_scene as _scene
 
 pt = importlib.import_module("hsizoo.pretrain")

@@ -113,7 +113,7 @@ def test_run_logs_every_step_and_checkpoints(tmp_path: Path, scene) -> None:
 
 
 def test_counter_based_sampling_is_reproducible_and_sharded(scene) -> None:
-    enc = pt._build(pt.PretrainConfig(model="s2former_test")).encoder
+    enc = pt.build_objective(pt.PretrainConfig(model="s2former_test")).encoder
     data = pt.PretrainData([scene], enc)
     a = data.sample(7, 0, 8, 0.7, 0.4)
     b = data.sample(7, 0, 8, 0.7, 0.4)
@@ -306,7 +306,7 @@ def test_bad_options_are_refused() -> None:
 # --------------------------------------------------------------------------- FDC switch
 def _one_batch(scene, fdc_weight: float) -> tuple[pt.MaskedS2Former, list[pt.SubBatch]]:
     torch.manual_seed(0)
-    model = pt._build(pt.PretrainConfig(model="s2former_test", fdc_weight=fdc_weight))
+    model = pt.build_objective(pt.PretrainConfig(model="s2former_test", fdc_weight=fdc_weight))
     data = pt.PretrainData([scene], model.encoder)
     return model, data.sample(0, 0, 6, 0.7, 0.4)
 
@@ -459,7 +459,7 @@ def test_ddp_two_gloo_processes_agree_with_one_process(tmp_path: Path, scene) ->
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
     torch.manual_seed(RECIPE["seed"])
-    init = pt._build(pt.PretrainConfig(model="s2former_test")).encoder.state_dict()
+    init = pt.build_objective(pt.PretrainConfig(model="s2former_test")).encoder.state_dict()
     assert not torch.equal(init["pixel_embed.weight"], w0["pixel_embed.weight"])
     # Only rank 0 wrote the run directory, with the global batch recorded.
     manifest = json.loads((tmp_path / "run" / "checkpoint.json").read_text())

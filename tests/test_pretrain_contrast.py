@@ -21,7 +21,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def data(scene):
-    enc = pt._build(pt.PretrainConfig(model="s2former_test")).encoder
+    enc = pt.build_objective(pt.PretrainConfig(model="s2former_test")).encoder
     return pt.PretrainData([scene], enc)
 
 
@@ -68,7 +68,7 @@ def test_offset_zero_views_are_the_same_pixel_up_to_augmentation(data) -> None:
 
 def test_contrast_term_is_logged_weighted_and_trains_the_encoder(data) -> None:
     torch.manual_seed(0)
-    model = pt._build(pt.PretrainConfig(model="s2former_test", contrast_weight=0.7))
+    model = pt.build_objective(pt.PretrainConfig(model="s2former_test", contrast_weight=0.7))
     batches = data.sample(1, 0, 8, 0.7, 0.4, view_offset=2)
     out = model(batches)
     assert {"contrast", "rec_spatial", "loss"} <= out.keys()
@@ -88,7 +88,7 @@ def test_contrast_off_builds_no_projector_and_export_drops_it(tmp_path: Path, sc
     import hsizoo
     from safetensors.torch import load_file
 
-    assert not hasattr(pt._build(pt.PretrainConfig(model="s2former_test")), "decoder_proj")
+    assert not hasattr(pt.build_objective(pt.PretrainConfig(model="s2former_test")), "decoder_proj")
     res = pt.pretrain([scene], tmp_path / "run", steps=4, progress=False, contrast_weight=1.0,
                       **RECIPE)
     recs = pt.read_log(tmp_path / "run")

@@ -1,4 +1,4 @@
-"""Tests of the representation benchmark (hsizoo.bench.probe, hsizoo.bench.probe_run): the
+"""Tests of the representation benchmark (hsizoo.method.probe, hsizoo.bench.probe_run): the
 read-outs measure what they claim, backbones load from every kind of spec, results are stored,
 kept and tabled with the paired comparison against random initialisation."""
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from hsizoo.bench.probe import PROBES, embed_scene, load_backbone, probe_features, probe_model
+from hsizoo.bench.backbones import load_backbone
+from hsizoo.method.probe import PROBES, embed_scene, probe_features, probe_model
 from hsizoo.bench.probe_run import load_probe_results, probe_table, run_probe_benchmark
 
 pt = importlib.import_module("hsizoo.pretrain")
@@ -85,8 +86,8 @@ def test_backbones_load_from_arch_tag_folder_and_run(tmp_path: Path, scene) -> N
 
 
 def test_embed_scene_matches_the_model_forward(scene) -> None:
-    from hsizoo.patches import gather_patches, prepare_cube
-    from hsizoo.spectral import band_stats
+    from hsizoo.data.patches import gather_patches, prepare_cube
+    from hsizoo.spectral.grid import band_stats
 
     model, _ = load_backbone("s2former_test", seed=0)
     feats = embed_scene(model, scene)
@@ -121,7 +122,7 @@ def test_benchmark_stores_keeps_and_tables_paired_results(tmp_path: Path, scene,
     assert files[0].stat().st_mtime_ns == mtime and "kept" in lines[-1]
     # A "pretrained" backbone: a model folder of the same architecture.
     model, _ = load_backbone("s2former_test", seed=7)
-    from hsizoo.models._save import save_pretrained
+    from hsizoo.hub.save import save_pretrained
 
     folder = save_pretrained(model, tmp_path / "s2former_test.other")
     run_probe_benchmark([str(folder)], [SPEC], shots=(5,), seeds=(0, 1), out_dir=out,
@@ -194,7 +195,7 @@ def test_pretrain_probe_curve_is_logged_resumed_plotted_and_carded(tmp_path: Pat
 
 
 def test_card_renders_the_probe_table_and_curve() -> None:
-    from hsizoo.models._card import render_model_card
+    from hsizoo.hub.card import render_model_card
 
     card = render_model_card({
         "architecture": "s2former_tiny", "tag": "x",

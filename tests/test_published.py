@@ -13,8 +13,8 @@ import torch
 from huggingface_hub import ModelCard
 
 import hsizoo
-from hsizoo.models._card import render_model_card
-from hsizoo.sensors import get_sensor
+from hsizoo.hub.card import render_model_card
+from hsizoo.spectral.sensors import get_sensor
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = hsizoo.list_pretrained()

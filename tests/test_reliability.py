@@ -114,7 +114,7 @@ def test_a_full_disk_during_the_quicklook_is_a_clear_error_and_keeps_the_old_png
 
 
 def _saved_model(folder: Path, num_classes: int):
-    from hsizoo.models._save import save_pretrained
+    from hsizoo.hub.save import save_pretrained
     from hsizoo.models._factory import create_model
 
     model = create_model("s2former_test", num_classes=num_classes).eval()
@@ -125,7 +125,7 @@ def _saved_model(folder: Path, num_classes: int):
 def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(tmp_path) -> None:
     """The new model is written as a hidden sibling folder and swapped in whole: a process
     killed after writing the weights (here with os._exit, no cleanup) changes nothing."""
-    from hsizoo.models._save import verify_folder
+    from hsizoo.hub.save import verify_folder
 
     folder = tmp_path / "model"
     _saved_model(folder, 3)
@@ -133,8 +133,8 @@ def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     script = textwrap.dedent(f"""
         import os
-        import hsizoo.models._card as card
-        from hsizoo.models._save import save_pretrained
+        import hsizoo.hub.card as card
+        from hsizoo.hub.save import save_pretrained
         from hsizoo.models._factory import create_model
 
         def killed(cfg):  # after model.safetensors and config.json are written
@@ -155,7 +155,7 @@ def test_a_save_killed_between_weights_and_config_leaves_the_old_model_loadable(
 
 def test_a_model_folder_is_replaced_as_a_whole_and_keeps_other_files(tmp_path) -> None:
     from hsizoo.io.atomic import file_sha256
-    from hsizoo.models._save import save_pretrained, verify_folder
+    from hsizoo.hub.save import save_pretrained, verify_folder
     from hsizoo.models._factory import create_model
 
     folder = tmp_path / "model"
@@ -325,8 +325,8 @@ def test_a_map_that_appears_during_the_run_is_not_replaced(tmp_path) -> None:
 
 
 def test_a_model_folder_filled_during_the_save_is_not_replaced(tmp_path, monkeypatch) -> None:
-    from hsizoo.models import _card
-    from hsizoo.models._save import save_pretrained
+    from hsizoo.hub import card as _card
+    from hsizoo.hub.save import save_pretrained
     from hsizoo.models._factory import create_model
 
     folder = tmp_path / "model"
@@ -371,7 +371,7 @@ def _same_weights(a, b) -> bool:
 def test_a_download_refused_for_wrong_bytes_leaves_the_cache_and_a_retry_succeeds(
         hub, tmp_path) -> None:
     from hsizoo.models._factory import create_model
-    from hsizoo.models._load import CheckpointError
+    from hsizoo.hub.load import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     good = (hub.repo_dir(HUB_REPO) / "model.safetensors").read_bytes()
@@ -394,7 +394,7 @@ def test_a_connection_dropped_mid_body_is_one_clear_error(hub, tmp_path, monkeyp
     import huggingface_hub.file_download as fd
 
     from hsizoo.models._factory import create_model
-    from hsizoo.models._load import CheckpointError
+    from hsizoo.hub.load import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # huggingface_hub's retry pauses
@@ -512,8 +512,8 @@ def test_predict_keeps_a_map_created_meanwhile_and_leaves_no_partial_file(tmp_pa
     import timm
 
     import hsizoo  # noqa: F401 (registers the models)
-    from hsizoo.inference import SharedPredictor, predict_scene
-    from hsizoo.spectral import band_stats
+    from hsizoo.predict.engine import SharedPredictor, predict_scene
+    from hsizoo.spectral.grid import band_stats
 
     cube = make_cube(12, 10, 6).astype(np.float32)
     src = write_geotiff(tmp_path / "scene.tif", cube,

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 import hsizoo
-from hsizoo.daft import Teacher
+from hsizoo.method.daft import Teacher
 from hsizoo.finetune.training import layer_decay_optimizer, warmup_cosine
 
 

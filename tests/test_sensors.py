@@ -1,10 +1,10 @@
-"""Tests of the sensor presets (hsizoo.sensors)."""
+"""Tests of the sensor presets (hsizoo.spectral.sensors)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from hsizoo.sensors import SensorPreset, UnknownSensorError, get_sensor, list_sensors
+from hsizoo.spectral.sensors import SensorPreset, UnknownSensorError, get_sensor, list_sensors
 
 EXPECTED_BANDS = {
     "aviris": 224,

@@ -1,4 +1,4 @@
-"""Tests of simulated scenes (hsizoo.simulate)."""
+"""Tests of simulated scenes (hsizoo.data.simulate)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hsizoo.io.scene import Scene
-from hsizoo.sensors import get_sensor, list_sensors
-from hsizoo.simulate import (
+from hsizoo.spectral.sensors import get_sensor, list_sensors
+from hsizoo.data.simulate import (
     LAYOUTS,
     load_layout,
     load_spectral_library,

@@ -1,10 +1,10 @@
 """Spatial regularisation of probability maps: the Gaussian and the edge-preserving guided
-filter (hsizoo.smoothing)."""
+filter (hsizoo.method.smoothing)."""
 from __future__ import annotations
 
 import numpy as np
 
-from hsizoo.smoothing import guided_filter, principal_guide, smooth_probabilities
+from hsizoo.method.smoothing import guided_filter, principal_guide, smooth_probabilities
 
 
 def _stripe_scene(h: int = 24, w: int = 24):
@@ -58,7 +58,7 @@ def test_principal_guide_follows_the_main_spectral_contrast() -> None:
 
 def test_finetune_applies_the_guided_filter_before_the_graph_refinement() -> None:
     from hsizoo.finetune import TransductionConfig, finetune
-    from hsizoo.inference import predict_scene
+    from hsizoo.predict.engine import predict_scene
     from scenes import three_class_scene
 
     scene = three_class_scene()

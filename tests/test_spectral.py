@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hsizoo.sensors import get_sensor
-from hsizoo.spectral import (band_stats, canonical_resampler, check_wavelengths, make_grid,
+from hsizoo.spectral.sensors import get_sensor
+from hsizoo.spectral.grid import (band_stats, canonical_resampler, check_wavelengths, make_grid,
                              resolve_wavelengths)
 
 

@@ -1,4 +1,4 @@
-"""Tests of the few-shot splits (hsizoo.splits)."""
+"""Tests of the few-shot splits (hsizoo.data.splits)."""
 from __future__ import annotations
 
 import warnings
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hsizoo.splits import FewShotSplit, few_shot_split, spatially_disjoint_split
+from hsizoo.data.splits import FewShotSplit, few_shot_split, spatially_disjoint_split
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
 

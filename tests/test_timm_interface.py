@@ -11,9 +11,9 @@ import torch
 
 import hsizoo
 from hsizoo.models._factory import create_model
-from hsizoo.models._save import save_pretrained
-from hsizoo.models._weights import WEIGHTS_DIR
-from hsizoo.sensors import get_sensor
+from hsizoo.hub.save import save_pretrained
+from hsizoo.hub.shipped import WEIGHTS_DIR
+from hsizoo.spectral.sensors import get_sensor
 
 WL = get_sensor("enmap").wavelengths
 TAG = "s2former_tiny.ssl_simulated"
@@ -85,7 +85,7 @@ def test_forward_intermediates_formats_and_spectral_tokens() -> None:
 # ----------------------------------------------------------------------- pretrained_cfg
 
 def test_pretrained_cfg_input_size_names_real_bands() -> None:
-    from hsizoo.models._pretrained import grid_band_count
+    from hsizoo.hub.cfg import grid_band_count
 
     for name in hsizoo.list_models():
         cfg = timm.models.get_pretrained_cfg(name).to_dict()
@@ -169,8 +169,8 @@ def test_saved_input_size_names_the_training_sensors_bands(tmp_path) -> None:
     import json
 
     import hsizoo
-    from hsizoo.models._save import save_pretrained
-    from hsizoo.sensors import get_sensor
+    from hsizoo.hub.save import save_pretrained
+    from hsizoo.spectral.sensors import get_sensor
 
     model = hsizoo.create_model("s2former_test")
     folder = save_pretrained(model, tmp_path / "m", config={"sensor": "aviris_indian_pines"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hsizoo.finetune.transduction import (GraphRefiner, TransductionConfig, fuse,
+from hsizoo.method.transduction import (GraphRefiner, TransductionConfig, fuse,
                                           graph_features, knn_graph, propagate,
                                           propagation_seeds, refine, select_pseudo_labels)
 

@@ -10,16 +10,16 @@ import pytest
 import timm
 
 import hsizoo
-from hsizoo.models import _weights
+from hsizoo.hub import shipped as _weights
 from hsizoo.models._factory import create_model
 from hsizoo.io.atomic import file_sha256
-from hsizoo.models._load import (
+from hsizoo.hub.load import (
     CheckpointError,
     CheckpointNotFoundError,
     locate_checkpoint,
     resolve,
 )
-from hsizoo.models._save import save_pretrained
+from hsizoo.hub.save import save_pretrained
 
 REPO = "hsizoo-test/s2former_test.shipped"
 

@@ -16,7 +16,7 @@ import pytest
 import timm
 
 import hsizoo
-from hsizoo.models._weights import WEIGHTS_DIR
+from hsizoo.hub.shipped import WEIGHTS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TAGS = hsizoo.list_pretrained()
@@ -86,7 +86,7 @@ def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) 
         import json, sys
         import timm
         import hsizoo
-        from hsizoo.models._load import resolve
+        from hsizoo.hub.load import resolve
         out = {"file": hsizoo.__file__, "loaded": {}}
         for tag in hsizoo.list_pretrained():
             model = hsizoo.create_model(tag, pretrained=True)

@@ -6,7 +6,7 @@ times training and test-pixel prediction separately and maps the rest of the sce
 keeps a class map.
 
 * ``svm_raw``: RBF-SVM on per-band standardised spectra. The standardisation uses the scene's own
-  band statistics (:func:`hsizoo.spectral.band_stats`, the one normalisation helper), computed
+  band statistics (:func:`hsizoo.spectral.grid.band_stats`, the one normalisation helper), computed
   on all valid pixels without labels: the unlabelled scene is always at hand in this task
   (DESIGN.md), and 1 to 10 shots per class are too few to estimate 200 band variances.
 * ``svm_filtered``: the same SVM on 7 x 7 mean-filtered spectra (a cheap spatial prior that makes
@@ -17,7 +17,7 @@ keeps a class map.
 * ``label_propagation``: no network: Zhou et al.'s label propagation from the shots over a
   10-nearest-neighbour graph of all valid pixels (30 principal components of the standardised
   spectra, Gaussian-smoothed with sigma 1 px, joined by the pixel coordinates), the graph stage of
-  transductive DAFT with the same code (:mod:`hsizoo.finetune.transduction`).
+  transductive DAFT with the same code (:mod:`hsizoo.method.transduction`).
 
 SVM hyper-parameters: ``C`` and ``gamma`` are chosen by a stratified k-fold cross-validation on
 the shots only (k = min(3, fewest shots of a class)), over ``C`` in {1, 10, 100, 1000} and
@@ -74,12 +74,12 @@ def standardised(scene: Any, seed: int = 0) -> np.ndarray:
 
     Args:
         scene: A :class:`~hsizoo.io.Scene`.
-        seed: Seed of the pixel subsample of :func:`hsizoo.spectral.band_stats` (large scenes).
+        seed: Seed of the pixel subsample of :func:`hsizoo.spectral.grid.band_stats` (large scenes).
 
     Returns:
         (H, W, B) float32.
     """
-    from ..spectral import band_stats
+    from hsizoo.spectral.grid import band_stats
 
     stats = band_stats(scene.cube, scene.valid, seed=seed)
     x = stats.apply(scene.cube)
@@ -225,7 +225,7 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
 
     Args:
         model: A model ``model(x, wavelengths) -> logits`` with ``patch_size``.
-        padded: (B, H + 2r, W + 2r) tensor from :func:`hsizoo.patches.prepare_cube`.
+        padded: (B, H + 2r, W + 2r) tensor from :func:`hsizoo.data.patches.prepare_cube`.
         rows: (N,) rows of the shots.
         cols: (N,) columns of the shots.
         labels: (N,) class indices 0..K-1.
@@ -243,8 +243,8 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
     import torch
     import torch.nn.functional as F
 
-    from ..finetune.training import augment as _augment
-    from ..patches import gather_patches
+    from hsizoo.finetune.training import augment as _augment
+    from hsizoo.data.patches import gather_patches
 
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
@@ -253,7 +253,7 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
     y = torch.as_tensor(labels, dtype=torch.long)
     by_class = [ix for ix in (torch.nonzero(y == k).view(-1) for k in range(int(y.max()) + 1))
                 if ix.numel() > 0]
-    from ..finetune.training import warmup_cosine
+    from hsizoo.finetune.training import warmup_cosine
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = warmup_cosine(opt, steps)  # linear warm-up over 10 % of the steps, then cosine
@@ -293,7 +293,7 @@ def patch_predictor(model: Any, padded: Any, wavelengths: np.ndarray,
     """
     import torch
 
-    from ..patches import gather_patches
+    from hsizoo.data.patches import gather_patches
 
     P = int(model.patch_size)
 
@@ -324,9 +324,9 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
     """
     import torch
 
-    from ..models._factory import create_model
-    from ..patches import prepare_cube
-    from ..spectral import band_stats
+    from hsizoo.models._factory import create_model
+    from hsizoo.data.patches import prepare_cube
+    from hsizoo.spectral.grid import band_stats
 
     torch.manual_seed(seed)
     K = int(max(int(train.max()), len(scene.class_names or [])))
@@ -342,14 +342,14 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
 
 def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False
                        ) -> tuple[Predictor, dict]:
-    from ..finetune.transduction import TransductionConfig, propagate_from_shots
+    from hsizoo.method.transduction import TransductionConfig, propagate_from_shots
 
     cfg = TransductionConfig()
     K = int(max(int(train.max()), len(scene.class_names or [])))
     std = standardised(scene, seed)
     record = None
     if cv:
-        from ..finetune.graph_cv import choose_graph_settings
+        from hsizoo.method.graph_cv import choose_graph_settings
 
         cfg, record = choose_graph_settings(std, scene.valid, train, K, cfg)
     _, probs = propagate_from_shots(std, scene.valid, train, K, cfg)

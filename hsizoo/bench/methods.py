@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import BASELINE_METHODS, Predictor
+from hsizoo.bench.baselines import BASELINE_METHODS, Predictor
 
 __all__ = ["BASELINES", "BenchOptions", "CHECKPOINT_OPTIONS", "FULL_METHOD", "METHODS",
            "MethodSpec", "RECIPE", "SCHEMA", "SkipMethod", "method_settings",
@@ -82,7 +82,7 @@ class MethodSpec:
         daft: DAFT (True) or plain fine-tuning (False), S2Former methods only.
         pretrained: Starts from self-supervised weights (S2Former methods only).
         transduction: Label propagation over the scene's graph in DAFT (S2Former methods only).
-        daft_overrides: (field, value) pairs of :class:`hsizoo.daft.DaftConfig` that differ
+        daft_overrides: (field, value) pairs of :class:`hsizoo.method.daft.DaftConfig` that differ
             from its defaults (ablations of DAFT's terms).
         transduction_overrides: The same for :class:`hsizoo.finetune.TransductionConfig`.
     """
@@ -164,8 +164,8 @@ def checkpoint_for_role(value: str | None, role: str, model: str) -> dict[str, A
     Raises:
         SkipMethod: the checkpoint was not given or cannot be found.
     """
-    from ..io.atomic import file_sha256
-    from ..models._factory import list_pretrained
+    from hsizoo.io.atomic import file_sha256
+    from hsizoo.models._factory import list_pretrained
 
     opt = CHECKPOINT_OPTIONS[role]
     if not value:
@@ -201,17 +201,17 @@ def checkpoint_for_role(value: str | None, role: str, model: str) -> dict[str, A
 
 def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
                   opts: BenchOptions) -> tuple[Predictor, dict[str, Any]]:
-    from ..finetune import finetune
-    from ..inference import SharedPredictor
-    from ..patches import prepare_cube
+    from hsizoo.finetune import finetune
+    from hsizoo.predict.engine import SharedPredictor
+    from hsizoo.data.patches import prepare_cube
 
     ck: dict[str, Any] = {"model": opts.model, "pretrained": False, "checkpoint_path": None,
                           "source": None, "sha256": None}
     if spec.checkpoint:
         ck = checkpoint_for_role(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                 opts.model)
-    from ..daft import DaftConfig
-    from ..finetune import TransductionConfig
+    from hsizoo.method.daft import DaftConfig
+    from hsizoo.finetune import TransductionConfig
 
     kwargs = dict(opts.finetune_kwargs)
     daft: Any = DaftConfig(**dict(spec.daft_overrides)) if spec.daft else False

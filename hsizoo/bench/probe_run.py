@@ -1,7 +1,7 @@
 """The representation benchmark as one command: backbones x scenes x shots x seeds, stored, tabled.
 
 Each (scene, backbone) pair writes one JSON file ``<out>/<scene>/<backbone>.json`` holding every
-(shots, seed) score of every read-out of :mod:`hsizoo.bench.probe`, the backbone's weights
+(shots, seed) score of every read-out of :mod:`hsizoo.method.probe`, the backbone's weights
 (description and sha256 where a file), and the environment. A bare architecture is a random
 initialisation per split seed; every other backbone is compared with the random initialisation
 of its own architecture, paired over seeds (:func:`probe_table`).
@@ -19,12 +19,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .probe import (PROBES, embed_scene, feature_graph, load_backbone, probe_features,
-                    weights_sha256)
+from hsizoo.bench.backbones import load_backbone, weights_sha256
+from hsizoo.method.probe import PROBES, embed_scene, feature_graph, probe_features
 
 __all__ = ["SCHEMA", "load_probe_results", "probe_rows", "probe_table", "run_probe_benchmark"]
 
-SCHEMA = "hsizoo.bench.probe/1"
+SCHEMA = "hsizoo.method.probe/1"
 
 
 def _slug(text: str) -> str:
@@ -46,7 +46,7 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
     """Probe every backbone on every scene; returns the result files written (or kept).
 
     Args:
-        backbones: Specs for :func:`~hsizoo.bench.probe.load_backbone`.
+        backbones: Specs for :func:`~hsizoo.bench.backbones.load_backbone`.
         scenes: Labelled scene specs (:func:`hsizoo.pretrain.load_scene_spec`).
         shots: Shot counts.
         seeds: Split seeds (and initialisation seeds of bare architectures).
@@ -58,9 +58,9 @@ def run_probe_benchmark(backbones: Sequence[str], scenes: Sequence[str],
         device: Where the backbones embed the scenes (None = the GPU when there is one). The
             read-outs run on the CPU.
     """
-    from .._device import resolve_device
-    from ..pretrain import load_scene_spec
-    from .records import _atomic_write, scene_slug
+    from hsizoo.runtime.device import resolve_device
+    from hsizoo.pretrain import load_scene_spec
+    from hsizoo.bench.records import _atomic_write, scene_slug
 
     out_dir = Path(out_dir)
     written = []

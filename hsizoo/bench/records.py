@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..io.atomic import write_atomic
+from hsizoo.io.atomic import write_atomic
 
 __all__ = ["PeakMemory", "default_environment", "parse_int_list", "result_path", "scene_slug"]
 

@@ -26,9 +26,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..io.atomic import write_atomic
-from .methods import BASELINES, FULL_METHOD, METHODS, SCHEMA
-from .records import scene_slug
+from hsizoo.io.atomic import write_atomic
+from hsizoo.bench.methods import BASELINES, FULL_METHOD, METHODS, SCHEMA
+from hsizoo.bench.records import scene_slug
 
 __all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_results",
            "make_report", "markdown_report", "plot_maps", "plot_oa", "readme_summary",
@@ -256,7 +256,7 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
              f"Written by `python benchmarks/make_report.py` from {len(records)} result files"
              + (f" in `{source}`" if source else "") + ". Every method of a scene, shot count and "
              "seed is trained on the same split: `shots` random labelled pixels per class "
-             "(`hsizoo.splits.few_shot_split` with that seed), and tested on every other "
+             "(`hsizoo.data.splits.few_shot_split` with that seed), and tested on every other "
              "labelled pixel. Cells are mean ± sample std over seeds (number of seeds; a single "
              "seed shows its value alone). OA and "
              "AA in %; train and predict in seconds (predict: the test pixels only); peak RSS: "
@@ -419,7 +419,7 @@ def plot_oa(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
 
 def _palette(record: dict[str, Any], K: int) -> np.ndarray:
-    from ..io.colors import UNCLASSIFIED_COLOR, default_palette
+    from hsizoo.io.colors import UNCLASSIFIED_COLOR, default_palette
 
     colors = record.get("scene_info", {}).get("class_colors") or default_palette(K)
     colors = [tuple(int(v) for v in c) for c in colors][:K]

@@ -1,6 +1,6 @@
 """The few-shot benchmark runner: every method on identical splits, one JSON file per run.
 
-A *run* is one (scene, method, shots, seed). Its split is :func:`hsizoo.splits.few_shot_split`
+A *run* is one (scene, method, shots, seed). Its split is :func:`hsizoo.data.splits.few_shot_split`
 of the scene's labels with that seed (``shots`` labelled pixels per class for training, every
 other labelled pixel for testing), drawn once and handed to every method, so all methods see the
 same training pixels; each result file stores the training pixel indices to prove it.
@@ -21,7 +21,7 @@ size of this process is sampled every 10 ms from ``/proc/self/statm`` during the
 ``process_maxrss_mb`` (``getrusage``) is the peak of the whole process so far, not of the run.
 
 The methods and their options live in :mod:`hsizoo.bench.methods`, the result-file helpers in
-:mod:`hsizoo.bench.records`, the command line in :mod:`hsizoo.bench.run_cli`.
+:mod:`hsizoo.bench.records`, the command line in :mod:`hsizoo.cli.bench`.
 """
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .methods import (METHODS, SCHEMA, BenchOptions, MethodSpec, SkipMethod, _fit,
+from hsizoo.bench.methods import (METHODS, SCHEMA, BenchOptions, MethodSpec, SkipMethod, _fit,
                       method_settings, checkpoint_for_role)
-from .records import PeakMemory, _atomic_write, _jsonable, default_environment, result_path
+from hsizoo.bench.records import PeakMemory, _atomic_write, _jsonable, default_environment, result_path
 
 __all__ = ["BenchSummary", "DEFAULT_SCENES", "DEFAULT_SHOTS", "DEFAULT_SEEDS", "run_benchmark",
            "run_one"]
@@ -55,7 +55,7 @@ DEFAULT_SEEDS = tuple(range(10))
 
 
 def _split(labels: np.ndarray, shots: int, seed: int) -> tuple[Any, list[str]]:
-    from ..splits import few_shot_split
+    from hsizoo.data.splits import few_shot_split
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -85,7 +85,7 @@ def run_one(scene_spec: str, scene: Any, spec: MethodSpec, shots: int, seed: int
     Returns:
         The stored record.
     """
-    from ..metrics import evaluate
+    from hsizoo.data.metrics import evaluate
 
     if split is None:
         split, split_warnings = _split(scene.labels, shots, seed)
@@ -142,7 +142,7 @@ def run_one(scene_spec: str, scene: Any, spec: MethodSpec, shots: int, seed: int
         "method_info": {"description": spec.description, "family": spec.family, **info},
         "shots": shots,
         "seed": seed,
-        "split": {"protocol": "hsizoo.splits.few_shot_split (random, min_test=1)",
+        "split": {"protocol": "hsizoo.data.splits.few_shot_split (random, min_test=1)",
                   "train_indices": train_idx.tolist(),
                   "train_sha256": hashlib.sha256(train_idx.astype(np.int64).tobytes()).hexdigest(),
                   "num_train": int(train_idx.size), "num_test": int(tr.size),
@@ -190,7 +190,7 @@ class BenchSummary:
 
 
 def _load_scene(spec: str, data_root: str | None) -> Any:
-    from ..pretrain import load_scene_spec
+    from hsizoo.pretrain import load_scene_spec
 
     scene = load_scene_spec(spec, data_root)
     if scene.labels is None or not np.any(scene.labels > 0):
@@ -262,7 +262,7 @@ def run_benchmark(scenes: Sequence[str] = DEFAULT_SCENES,
                 checkpoint_for_role(opts.checkpoints.get(spec.checkpoint), spec.checkpoint,
                                    opts.model)
             if spec.name in ("svm_raw", "svm_filtered", "rf"):
-                from .baselines import require_sklearn
+                from hsizoo.bench.baselines import require_sklearn
 
                 require_sklearn()
             active.append(spec)

@@ -10,7 +10,7 @@ handful of labels per class:
 3. Training (:mod:`.training`): head warm-up on frozen features, then full fine-tuning with
    layer-wise learning-rate decay on class-balanced shots and pseudo-labels, with DAFT's
    diffusion-noised feature alignment and prediction agreement against an EMA teacher
-   (:mod:`hsizoo.daft`). At each refresh the teacher classifies the scene once (shared
+   (:mod:`hsizoo.method.daft`). At each refresh the teacher classifies the scene once (shared
    computation), its embeddings join the graph, and the propagation, seeded by the shots and the
    fused teacher/propagation probabilities, gives new pseudo-labels.
 4. The result (:mod:`.result`): on the training scene, the student's spatially regularised
@@ -32,28 +32,20 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..daft import DaftConfig, Teacher, cosine_alpha_bar, daft_losses
-from ..patches import gather_patches, prepare_cube
-from ..spectral import band_stats
-from .inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
-from .result import FineTuned, load_finetuned
-from .._device import autocast, grad_scaler, resolve_precision
-from .training import augment, fit_head, layer_decay_optimizer, resolve_device, warmup_cosine
-from .transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
+from hsizoo.method.daft import DaftConfig, Teacher, cosine_alpha_bar, daft_losses
+from hsizoo.data.patches import gather_patches, prepare_cube
+from hsizoo.spectral.grid import band_stats
+from hsizoo.finetune.inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
+from hsizoo.finetune.result import FineTuned, load_finetuned
+from hsizoo.runtime.device import autocast, grad_scaler, resolve_precision
+from hsizoo.finetune.training import augment, fit_head, layer_decay_optimizer, resolve_device, warmup_cosine
+from hsizoo.method.transduction import (GraphRefiner, TransductionConfig, fuse, graph_features, knn_graph,
                            propagate, propagate_from_shots, propagation_seeds,
                            select_pseudo_labels)
 
-__all__ = ["FineTuned", "TransductionConfig", "finetune", "load_finetuned", "prepare_labels",
-           "register_cli"]
+__all__ = ["FineTuned", "TransductionConfig", "finetune", "load_finetuned", "prepare_labels"]
 
 
-def __getattr__(name: str) -> Any:
-    # The CLI is imported only when asked for (it is not needed to fine-tune).
-    if name in ("register_cli", "FINETUNE_COMMAND", "PREDICT_COMMAND"):
-        from . import cli
-
-        return getattr(cli, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _SceneGraph:
@@ -63,7 +55,7 @@ class _SceneGraph:
                  cfg: TransductionConfig) -> None:
         self.cv: dict[str, Any] | None = None
         if cfg.cv_graph:
-            from .graph_cv import choose_graph_settings
+            from hsizoo.method.graph_cv import choose_graph_settings
 
             cfg, self.cv = choose_graph_settings(std_cube, valid, train, K, cfg)
         self.cfg, self.valid, self.K = cfg, valid, K
@@ -95,7 +87,7 @@ class _SceneGraph:
             return None
         guide = None
         if cfg.refine_filter == "guided":
-            from ..smoothing import principal_guide
+            from hsizoo.method.smoothing import principal_guide
 
             guide = principal_guide(self.std_cube, self.valid)
         return GraphRefiner(self.graph, self.shot_index, self.shot_class, cfg.refine_alpha,
@@ -107,7 +99,7 @@ def _scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray
                    wavelengths: np.ndarray, sigma: float, precision: str = "fp32"
                    ) -> tuple[np.ndarray, np.ndarray]:
     """One shared-computation pass over the valid pixels: (embeddings, smoothed probabilities)."""
-    from ..inference import SharedPredictor, smooth_probabilities
+    from hsizoo.predict.engine import SharedPredictor, smooth_probabilities
 
     rows, cols = np.nonzero(valid)
     feats = SharedPredictor(net, wavelengths, 1024, precision).predict_padded(
@@ -153,7 +145,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         wavelengths: Band centres in nm (override the scene's).
         sensor: Sensor preset naming the bands of an array or a file without wavelengths.
         class_names: Names of classes 1..K (default the scene's, else "class k").
-        daft: True for DAFT with default settings, a :class:`~hsizoo.daft.DaftConfig`, or False
+        daft: True for DAFT with default settings, a :class:`~hsizoo.method.daft.DaftConfig`, or False
             for plain fine-tuning (cross-entropy on the shots only, no transduction).
         transduction: True for label propagation over the scene's k-NN graph with default
             settings, a :class:`TransductionConfig`, or False (pseudo-labels, if any, then come
@@ -168,7 +160,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         pseudo_rounds: Refreshes of the pseudo-labels by the improved teacher during DAFT.
         adapt_steps: Scene-adaptive self-supervised steps before fine-tuning (0 = none).
         smooth_sigma: Spatial regularisation (pixels) of the class probabilities, used for the
-            pseudo-labels and the final map (:func:`hsizoo.inference.smooth_probabilities`);
+            pseudo-labels and the final map (:func:`hsizoo.predict.engine.smooth_probabilities`);
             0 turns it off.
         time_budget: Stop full fine-tuning after this many seconds (None = run all steps).
         checkpoint_path: Backbone weights to start from (a model.safetensors or folder).
@@ -350,7 +342,7 @@ def _scene_adapt(net: torch.nn.Module, scene: Any, stats: Any, steps: int, seed:
     """Scene-adaptive self-supervised steps (masked reconstruction) on the unlabelled cube."""
     # `from ..pretrain import ...` names the submodule; `from .. import pretrain` could return
     # the function hsizoo.pretrain exported by the package.
-    from ..pretrain import adapt_to_scene as fn
+    from hsizoo.pretrain import adapt_to_scene as fn
 
     return dict(fn(net, scene, steps=steps, seed=seed, progress=progress) or {})
 

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch.nn as nn
 
-from ..spectral import canonical_resampler, resolve_wavelengths
+from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
 __all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "pick_checkpoint",
            "prepare_labels"]
@@ -17,8 +17,8 @@ __all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "pick_
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
     """A Scene from a Scene, a raster / .mat path, or an (H, W, B) array with its wavelengths."""
-    from ..io import Scene, read_scene
-    from ..io.scene import axis_order_hint
+    from hsizoo.io import Scene, read_scene
+    from hsizoo.io.scene import axis_order_hint
 
     if isinstance(scene_or_cube, Scene):
         if wavelengths is not None:
@@ -45,7 +45,7 @@ def _preset_bands(sensor: str | None) -> int | None:
     """Band count of a sensor preset, or None (unknown preset or none named)."""
     if sensor is None:
         return None
-    from ..sensors import get_sensor
+    from hsizoo.spectral.sensors import get_sensor
 
     try:
         return len(get_sensor(sensor).wavelengths)
@@ -63,7 +63,7 @@ def load_label_map(labels: Any, scene: Any = None) -> np.ndarray:
     A georeferenced label raster must lie on the scene's grid when the scene has one (same CRS
     and transform): the same shape on another grid labels the wrong pixels.
     """
-    from ..io import read_labels
+    from hsizoo.io import read_labels
 
     if not isinstance(labels, (str, Path)):
         return np.asarray(labels)
@@ -88,7 +88,7 @@ def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
     """Check a label map against the scene and pick the training shots.
 
     A *full* label map gives ``shots`` pixels per class drawn with ``seed``
-    (:func:`hsizoo.splits.few_shot_split`); ``shots=None`` treats the map as *sparse*: exactly the
+    (:func:`hsizoo.data.splits.few_shot_split`); ``shots=None`` treats the map as *sparse*: exactly the
     labelled pixels are the training set. A map whose classes all have at most ``shots`` pixels is
     therefore used whole either way.
 
@@ -107,7 +107,7 @@ def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
         ValueError: labels missing, of another shape than the scene, not integers, on invalid
             pixels only, or more class ids than class names.
     """
-    from ..splits import few_shot_split
+    from hsizoo.data.splits import few_shot_split
 
     if labels is None:
         labels = scene.labels
@@ -215,7 +215,7 @@ def pick_checkpoint(arch: str, sensor: str | None) -> tuple[str, str]:
     """
     from timm.models import get_pretrained_cfg
 
-    from ..models._factory import list_pretrained
+    from hsizoo.models._factory import list_pretrained
 
     tags = list_pretrained(arch + ".*")
     if not tags:
@@ -242,7 +242,7 @@ def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
     suit the scene (:func:`pick_checkpoint`, from the scene's ``sensor``); ``arch.tag`` gets
     exactly those weights.
     """
-    from ..models._factory import create_model, list_pretrained
+    from hsizoo.models._factory import create_model, list_pretrained
 
     if checkpoint_path is not None:
         m = create_model(name, checkpoint_path=checkpoint_path, **model_kwargs)

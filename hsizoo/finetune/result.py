@@ -8,8 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch.nn as nn
 
-from ..spectral import BandStats, resolve_wavelengths
-from .inputs import as_scene, check_coverage
+from hsizoo.spectral.grid import BandStats, resolve_wavelengths
+from hsizoo.finetune.inputs import as_scene, check_coverage
 
 __all__ = ["FineTuned", "load_finetuned"]
 
@@ -27,9 +27,9 @@ class FineTuned:
         scene: The training scene (kept for ``predict()`` without arguments), or None.
         history: Training log (per-phase times, losses, settings).
         smooth_sigma: Spatial regularisation of predicted probabilities in pixels
-            (:func:`hsizoo.inference.smooth_probabilities`); 0 = per-pixel predictions only.
+            (:func:`hsizoo.predict.engine.smooth_probabilities`); 0 = per-pixel predictions only.
         refiner: The graph refinement of the training scene (transductive DAFT,
-            :class:`~hsizoo.finetune.transduction.GraphRefiner`), applied to the network's
+            :class:`~hsizoo.method.transduction.GraphRefiner`), applied to the network's
             probabilities when that scene is predicted; None = none.
         precision: Autocast of prediction by default (``"fp32"``, ``"bf16"``, ``"fp16"``): the
             precision it was fine-tuned with.
@@ -75,11 +75,11 @@ class FineTuned:
                 GPU); None = the precision it was fine-tuned with.
 
         Returns:
-            A :class:`~hsizoo.inference.ClassMap` (``.class_map``, ``.probabilities``,
+            A :class:`~hsizoo.predict.engine.ClassMap` (``.class_map``, ``.probabilities``,
             ``.save(path)``, ``.save_quicklook(path)``, ``.evaluate(labels)``).
         """
-        from ..inference import predict_scene
-        from .training import resolve_device
+        from hsizoo.predict.engine import predict_scene
+        from hsizoo.finetune.training import resolve_device
 
         if device is not None:
             self.model.to(resolve_device(device))
@@ -90,7 +90,7 @@ class FineTuned:
                                  "folder, so it keeps no training scene).")
             scene = self.scene
         elif isinstance(scene, (str, Path)) and out_path is not None:
-            from ..io import read_scene_info
+            from hsizoo.io import read_scene_info
 
             info = read_scene_info(scene, wavelengths=wavelengths, sensor=sensor)
             wl = None
@@ -132,9 +132,9 @@ class FineTuned:
             progress: Progress bar when the scene still has to be predicted.
 
         Returns:
-            A :class:`~hsizoo.metrics.ClassificationReport`.
+            A :class:`~hsizoo.data.metrics.ClassificationReport`.
         """
-        from ..metrics import evaluate
+        from hsizoo.data.metrics import evaluate
 
         if self.scene is None:
             raise ValueError("evaluate() needs the training scene; use "
@@ -142,7 +142,7 @@ class FineTuned:
         if labels is None:
             ref = self.scene.labels
         elif isinstance(labels, (str, Path)):
-            from ..io import read_labels
+            from hsizoo.io import read_labels
 
             ref = read_labels(labels)
         else:
@@ -168,7 +168,7 @@ class FineTuned:
         The config records the classes, the band wavelengths and the standardisation, so that
         :func:`load_finetuned` (CLI: ``hsizoo predict FOLDER SCENE``) maps new scenes the same way.
         """
-        from ..models._save import save_pretrained
+        from hsizoo.hub.save import save_pretrained
 
         hist = {k: v for k, v in self.history.items() if k != "loss_curve"}
         config = {
@@ -233,7 +233,7 @@ def load_finetuned(folder: str | Path) -> FineTuned:
     """
     import json
 
-    from ..models._factory import create_model
+    from hsizoo.models._factory import create_model
 
     folder = Path(folder)
     cfg_path = folder / "config.json"

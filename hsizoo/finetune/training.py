@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from .._device import autocast, resolve_device
+from hsizoo.runtime.device import autocast, resolve_device
 
 __all__ = ["augment", "dihedral", "fit_head", "layer_decay_optimizer", "resolve_device",
            "warmup_cosine"]

@@ -4,12 +4,12 @@ Readers: GeoTIFF / ENVI (rasterio) and MATLAB .mat (scipy, h5py), with band wave
 the file's metadata or a sensor preset. Writers: tiled, compressed, colour-mapped class maps and
 confidence maps on the scene's grid, whole or window by window. Quicklook PNGs for a first look.
 """
-from .colors import default_palette
-from .quicklook import save_quicklook
-from .readers import SceneInfo, iter_windows, read_labels, read_scene, read_scene_info, valid_mask
-from .scene import Scene
-from .windows import WindowBlock, plan_windows
-from .writers import (
+from hsizoo.io.colors import default_palette
+from hsizoo.io.quicklook import save_quicklook
+from hsizoo.io.readers import SceneInfo, iter_windows, read_labels, read_scene, read_scene_info, valid_mask
+from hsizoo.io.scene import Scene
+from hsizoo.io.windows import WindowBlock, plan_windows
+from hsizoo.io.writers import (
     open_class_map_writer,
     open_confidence_map_writer,
     read_class_map_metadata,

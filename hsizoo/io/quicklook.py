@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import check_output, write_atomic
-from .colors import UNCLASSIFIED_COLOR, check_colors, default_palette
-from .scene import Scene
+from hsizoo.io.atomic import check_output, write_atomic
+from hsizoo.io.colors import UNCLASSIFIED_COLOR, check_colors, default_palette
+from hsizoo.io.scene import Scene
 
 #: Band centres (nm) of a true-colour composite: red, green, blue.
 TRUE_COLOR_NM: tuple[float, float, float] = (640.0, 550.0, 470.0)

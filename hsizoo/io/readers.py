@@ -9,7 +9,7 @@ reader looks for them in every place a file is known to keep them, in this order
 3. band descriptions (``"Band 1 (450.5 nm)"``, ``"450.5"``, ``"0.4505 um"``);
 4. the dataset-level ENVI metadata domain (``wavelength = {...}``, ``wavelength units``);
 5. for .mat files, a 1-D variable named ``wavelength(s)``/``wl`` of one value per band;
-6. the ``sensor=`` preset of :mod:`hsizoo.sensors`.
+6. the ``sensor=`` preset of :mod:`hsizoo.spectral.sensors`.
 
 Values are normalised to nanometres: an explicit unit wins (lengths are scaled, wavenumbers in
 cm-1 become 1e7 / value nm, a unit that is neither is refused with the list of known ones);
@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .scene import Scene, axis_order_hint
-from .windows import WindowBlock, check_empty, plan_windows
+from hsizoo.io.scene import Scene, axis_order_hint
+from hsizoo.io.windows import WindowBlock, check_empty, plan_windows
 
 _RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw",
                     ".envi", ".vrt", ".hdr", ""}
@@ -245,7 +245,7 @@ def _raster_wavelengths(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str] | 
 
 def _sensor_wavelengths(sensor: str, num_bands: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Band centres and FWHM of a named preset, checked against the band count."""
-    from hsizoo.sensors import get_sensor, list_sensors
+    from hsizoo.spectral.sensors import get_sensor, list_sensors
 
     try:
         preset = get_sensor(sensor)
@@ -267,7 +267,7 @@ def _resolve(path: Path, num_bands: int, wavelengths: Sequence[float] | None, se
              found: tuple[np.ndarray, np.ndarray | None, str] | None, looked: str,
              shape: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Apply the documented order: explicit, file metadata, sensor preset; else a clear error."""
-    from hsizoo.spectral import check_wavelengths
+    from hsizoo.spectral.grid import check_wavelengths
 
     if wavelengths is not None:
         wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
@@ -303,11 +303,11 @@ def _resolve(path: Path, num_bands: int, wavelengths: Sequence[float] | None, se
         wl, fwhm = _sensor_wavelengths(sensor, num_bands)
         return check_wavelengths(wl, num_bands), fwhm, f"sensor preset {sensor!r}"
     try:
-        from hsizoo.sensors import list_sensors
+        from hsizoo.spectral.sensors import list_sensors
 
         known = ", ".join(list_sensors())
     except ImportError:  # pragma: no cover - sensors module is part of the package
-        known = "see hsizoo.sensors.list_sensors()"
+        known = "see hsizoo.spectral.sensors.list_sensors()"
     raise ValueError(
         f"No band wavelengths found for {path} ({num_bands} bands). Looked in: {looked}. Pass "
         f"wavelengths=[... nm, one per band] or sensor=<preset> (known presets: {known})."
@@ -568,7 +568,7 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
     if wavelengths is None and sensor is None and found is None:
         # A file of the dataset catalogue, recognised by its canonical name: the catalogue
         # knows its sensor. Still a guess from a file name, hence the warning.
-        from hsizoo.datasets import sensor_for_file
+        from hsizoo.data.catalogue import sensor_for_file
 
         guess = sensor_for_file(path.name, bands)
         if guess is not None:
@@ -670,7 +670,7 @@ def read_scene(path: str | Path, wavelengths: Sequence[float] | None = None,
         path: A GeoTIFF, an ENVI data file or its .hdr header, any raster GDAL reads, or a MATLAB
             .mat file (v5 through scipy, v7.3 through h5py).
         wavelengths: Band centre wavelengths in nm, one per band; win over the file's metadata.
-        sensor: Name of a :mod:`hsizoo.sensors` preset, used when the file has no wavelengths.
+        sensor: Name of a :mod:`hsizoo.spectral.sensors` preset, used when the file has no wavelengths.
         nodata: Value marking missing pixels; overrides the file's nodata. NaN and inf are always
             invalid.
         variable: For .mat files, the variable holding the (H, W, B) cube; needed when the file

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .windows import WindowBlock, check_empty, plan_windows
+from hsizoo.io.windows import WindowBlock, check_empty, plan_windows
 
 
 def axis_order_hint(shape: tuple[int, ...] | None, num_bands: int | None = None) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .atomic import AtomicFile, check_output
-from .colors import UNCLASSIFIED_COLOR, check_colors, default_palette
+from hsizoo.io.atomic import AtomicFile, check_output
+from hsizoo.io.colors import UNCLASSIFIED_COLOR, check_colors, default_palette
 
 _TILE = 256
 
@@ -301,7 +301,7 @@ def open_confidence_map_writer(path: str | Path, height: int, width: int, *, crs
 
 
 def _write_whole(writer: _GridWriter, array: np.ndarray, window_size: int) -> None:
-    from .windows import plan_windows
+    from hsizoo.io.windows import plan_windows
 
     with writer:
         for win, _, _ in plan_windows(writer.height, writer.width, window_size):

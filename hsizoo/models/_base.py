@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..spectral import canonical_resampler, resolve_wavelengths
+from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
 
 class SpectralModelMixin:

@@ -106,7 +106,7 @@ def create_model(model_name_or_path: str | os.PathLike[str], pretrained: bool = 
             model.safetensors: the folder's architecture and ``model_args`` are rebuilt and its
             weights loaded (verified against the sha256 in its config.json).
         pretrained: Load the registered pretrained weights (offline-first, see
-            :mod:`hsizoo.models._load`).
+            :mod:`hsizoo.hub.load`).
         checkpoint_path: Load weights from this ``model.safetensors`` or saved folder instead
             (implies ``pretrained=True``).
         **kwargs: Model arguments (override the variant's or the folder's), and timm's
@@ -158,7 +158,7 @@ def _create_from_folder(folder: Path, checkpoint_path: str | os.PathLike[str] | 
                         **kwargs: Any) -> nn.Module:
     import timm
 
-    from ._load import CONFIG_NAME, CheckpointError
+    from hsizoo.hub.load import CONFIG_NAME, CheckpointError
 
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():

@@ -9,7 +9,7 @@ the spectral-spatial feature stack, then dense layers of 256 and 128 units with 
 What this implementation changes, and why:
 
 * Spectral identity is data (DESIGN.md): each band is resampled by wavelength onto hsizoo's
-  canonical grid (:func:`hsizoo.spectral.canonical_resampler`; uncovered points are zero), and a
+  canonical grid (:func:`hsizoo.spectral.grid.canonical_resampler`; uncovered points are zero), and a
   *learned* linear map from the canonical spectrum to ``num_components`` values replaces the PCA,
   so one architecture (and one checkpoint) serves any sensor. A presence embedding tells the
   network which grid points the sensor lacks.
@@ -32,9 +32,9 @@ from timm.layers import trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
-from ._base import SpectralModelMixin
-from ._pretrained import hsi_cfg
+from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
+from hsizoo.models._base import SpectralModelMixin
+from hsizoo.hub.cfg import hsi_cfg
 
 __all__ = ["HybridSN"]
 
@@ -255,13 +255,13 @@ class HybridSN(SpectralModelMixin, nn.Module):
         return self.forward_head(self.forward_features(x, wavelengths))
 
 def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> HybridSN:
-    from ._features import pop_feature_kwargs, wrap_features
+    from hsizoo.models._features import pop_feature_kwargs, wrap_features
 
     feature_cfg = pop_feature_kwargs(kwargs)
     model = build_model_with_cfg(HybridSN, variant, pretrained=False, **kwargs)
     model.architecture = variant
     if pretrained:
-        from ._load import load_pretrained
+        from hsizoo.hub.load import load_pretrained
 
         cfg = model.pretrained_cfg
         if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):

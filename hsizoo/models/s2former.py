@@ -18,7 +18,7 @@ only; this is our reading (DESIGN.md, "S2Former: our reading of the paper"):
 * Head: the centre pixel's spatial token concatenated with the mean of the spectral tokens.
 
 Input is ``x`` of shape (B, bands, P, P) in the sensor's band order, standardised per band
-(:func:`hsizoo.spectral.band_stats`), plus the band centre wavelengths.
+(:func:`hsizoo.spectral.grid.band_stats`), plus the band centre wavelengths.
 """
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
-from ..spectral import CANONICAL_GRID, make_grid, resolve_wavelengths
-from ._base import SpectralModelMixin
-from ._pretrained import hsi_cfg
+from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
+from hsizoo.models._base import SpectralModelMixin
+from hsizoo.hub.cfg import hsi_cfg
 
 __all__ = ["S2Former"]
 
@@ -425,17 +425,17 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: S2Former
 
 
 def _create_s2former(variant: str, pretrained: bool = False, **kwargs: Any) -> S2Former:
-    from ._features import pop_feature_kwargs, wrap_features
+    from hsizoo.models._features import pop_feature_kwargs, wrap_features
 
     feature_cfg = pop_feature_kwargs(kwargs)
     model = build_model_with_cfg(S2Former, variant, pretrained=False, **kwargs)
     model.architecture = variant
     if pretrained:
-        from ._load import load_pretrained
+        from hsizoo.hub.load import load_pretrained
 
         cfg = model.pretrained_cfg
         if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):
-            from ._factory import list_pretrained
+            from hsizoo.models._factory import list_pretrained
 
             raise ValueError(
                 f"{variant}.{cfg.get('tag')} has no pretrained weights. Weights exist for: "
@@ -453,7 +453,7 @@ def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, A
 
 
 # Published checkpoints: each is a folder hsizoo/weights/<arch>.<tag>/ (package data, see
-# hsizoo/models/_weights.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
+# hsizoo/hub/shipped.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
 # first tag of an architecture is its default for pretrained=True.
 def _in_domain_cfg(name: str, patch_size: int, sha256: str) -> dict[str, Any]:
     """A checkpoint pretrained on the real Indian Pines pixels (its folder and Hub repo: name)."""

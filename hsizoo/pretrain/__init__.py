@@ -10,7 +10,7 @@ scenes (any sensors: every scene is resampled onto the canonical wavelength grid
 
 and a light decoder reconstructs the masked pixels' canonical spectra and the masked groups'
 values over the c x c centre. The loss is the pixel-domain MSE on covered grid points of valid
-pixels, plus ``fdc_weight`` times the frequency-domain constraint of :mod:`hsizoo.losses`
+pixels, plus ``fdc_weight`` times the frequency-domain constraint of :mod:`hsizoo.method.losses`
 (rFFT of the reconstructed spectra, rfft2 of the reconstructed patch).
 
 Operations (DESIGN.md, "Scale beyond one machine"):
@@ -44,25 +44,20 @@ import sys
 import types
 from typing import Any
 
-from . import objective as _objective
-from .adapt import adapt_to_scene
-from .checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, load_checkpoint, plot_loss_curve,
+from hsizoo.pretrain.adapt import adapt_to_scene
+from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, load_checkpoint, plot_loss_curve,
                           read_log, read_probe_log, save_checkpoint)
-from .cli import PRETRAIN_COMMAND, PRETRAIN_HELP, main, register_cli
-from .config import NonFiniteLossError, PretrainConfig, lr_at
-from .data import PretrainData, SubBatch, load_scene_spec
-from .export import export_pretrained
-from .loop import PretrainResult, pretrain
-from .objective import MaskedS2Former
-
-# The encoder-and-decoders builder, which tests and benchmarks reach through the package as
-# they did through the single module it replaces.
-_build = _objective._build
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
+from hsizoo.pretrain.data import PretrainData, SubBatch, load_scene_spec
+from hsizoo.pretrain.export import export_pretrained
+from hsizoo.pretrain.loop import PretrainResult, pretrain
+from hsizoo.method.objective import MaskedS2Former, build_objective
 
 __all__ = [
     "PretrainConfig",
     "PretrainResult",
     "MaskedS2Former",
+    "build_objective",
     "PretrainData",
     "NonFiniteLossError",
     "pretrain",
@@ -74,16 +69,12 @@ __all__ = [
     "read_log",
     "read_probe_log",
     "PROBE_LOG",
-    "register_cli",
-    "main",
     # Also public in the single module this package replaces.
     "SubBatch",
     "lr_at",
     "save_checkpoint",
     "MANIFEST",
     "LOG_NAME",
-    "PRETRAIN_COMMAND",
-    "PRETRAIN_HELP",
 ]
 
 

@@ -1,6 +1,6 @@
 """``python -m hsizoo.pretrain ...`` (and ``torchrun ... -m hsizoo.pretrain ...``)."""
 import sys
 
-from .cli import main
+from hsizoo.cli.pretrain import main
 
 sys.exit(main())

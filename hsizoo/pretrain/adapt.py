@@ -7,9 +7,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from .config import NonFiniteLossError, PretrainConfig
-from .data import PretrainData, SubBatch
-from .objective import MaskedS2Former
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
+from hsizoo.pretrain.data import PretrainData, SubBatch
+from hsizoo.method.objective import MaskedS2Former
 
 # Step indices of the fixed evaluation batches of adapt_to_scene: far beyond any training step,
 # so that the counter-based sampler never draws them for training.
@@ -56,7 +56,7 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
         steps: Optimiser steps.
         seed: Seed of the decoders' initialisation and of patch and mask sampling.
         progress: Show a tqdm bar.
-        stats: :class:`~hsizoo.spectral.BandStats` to standardise the scene with (default: the
+        stats: :class:`~hsizoo.spectral.grid.BandStats` to standardise the scene with (default: the
             scene's own, as :func:`hsizoo.finetune.finetune` computes them).
         batch_size: Patches per step.
         lr: Peak learning rate of the encoder.

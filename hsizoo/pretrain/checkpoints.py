@@ -16,9 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..io.atomic import file_sha256, write_atomic
-from .config import PretrainConfig
-from .objective import MaskedS2Former
+from hsizoo.io.atomic import file_sha256, write_atomic
+from hsizoo.pretrain.config import PretrainConfig
+from hsizoo.method.objective import MaskedS2Former
 
 MANIFEST = "checkpoint.json"
 LOG_NAME = "log.jsonl"

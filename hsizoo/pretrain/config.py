@@ -34,7 +34,7 @@ class PretrainConfig:
         spectral_mask_ratio: Fraction of the present spectral groups masked (at least one,
             never all).
         fdc_weight: Weight of the frequency-domain constraint; 0 turns it off.
-        fdc_hf_gain: High-frequency emphasis of the FDC (see :mod:`hsizoo.losses`).
+        fdc_hf_gain: High-frequency emphasis of the FDC (see :mod:`hsizoo.method.losses`).
         spectral_loss_weight: Weight of the masked-group reconstruction loss.
         decoder_dim: Width of the decoders; default the encoder's.
         decoder_depth: Transformer layers per decoder.

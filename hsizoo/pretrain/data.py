@@ -21,7 +21,7 @@ import torch.nn as nn
 def _data_root(root: str | os.PathLike[str] | None) -> Path:
     if root is not None:
         return Path(root)
-    from ..simulate import data_dir
+    from hsizoo.data.simulate import data_dir
 
     return data_dir()
 
@@ -30,10 +30,10 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
     """Turn a scene spec into a :class:`~hsizoo.io.scene.Scene`.
 
     Specs:
-        * ``"indian_pines"`` (or any name of :func:`hsizoo.datasets.list_datasets`): the real
+        * ``"indian_pines"`` (or any name of :func:`hsizoo.data.catalogue.list_datasets`): the real
           scene from ``data_root`` (default ``$HSIZOO_DATA_DIR`` or ``../shared/data/hsi``).
           Its labels are loaded but pretraining never uses them.
-        * ``"simulated:<sensor>:<layout>:<seed>"``: :func:`hsizoo.simulate.simulate_scene` with
+        * ``"simulated:<sensor>:<layout>:<seed>"``: :func:`hsizoo.data.simulate.simulate_scene` with
           a sensor preset, a layout that is either a real label map name (``pavia_university``,
           ``salinas``, ``ksc``, ``indian_pines``) or a generated one ``HxW`` / ``HxWxK``
           (K classes, default 8), and a seed.
@@ -51,7 +51,7 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
     """
     spec = str(spec).strip()
     if spec.startswith("simulated:"):
-        from ..simulate import simulate_scene
+        from hsizoo.data.simulate import simulate_scene
 
         parts = spec.split(":")
         if len(parts) != 4:
@@ -67,14 +67,14 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
         if data_root is not None:
             os.environ.setdefault("HSIZOO_DATA_DIR", str(data_root))
         return simulate_scene(lay, sensor=sensor, seed=int(seed), num_classes=num_classes)
-    from ..datasets import list_datasets
+    from hsizoo.data.catalogue import list_datasets
 
     if spec.lower() in list_datasets():
-        from ..datasets import load_dataset
+        from hsizoo.data.download import load_dataset
 
         return load_dataset(spec.lower(), root=_data_root(data_root), progress=False)
     if Path(spec).exists():
-        from ..io import read_scene
+        from hsizoo.io import read_scene
 
         return read_scene(spec)
     raise ValueError(f"Unknown scene {spec!r}: give a dataset name ({', '.join(list_datasets())}),"
@@ -143,22 +143,22 @@ def _augment_views(x: torch.Tensor, present: torch.Tensor, gens: Sequence[np.ran
 class PretrainData:
     """Scenes on the canonical grid, ready for counter-based patch and mask sampling.
 
-    Each scene is standardised with its own :func:`hsizoo.spectral.band_stats`, padded with
-    :func:`hsizoo.patches.prepare_cube` and resampled onto the encoder's canonical grid once.
+    Each scene is standardised with its own :func:`hsizoo.spectral.grid.band_stats`, padded with
+    :func:`hsizoo.data.patches.prepare_cube` and resampled onto the encoder's canonical grid once.
 
     Args:
         scenes: Scene objects.
         encoder: The S2Former whose grid, patch size and groups define the samples.
         scene_weighting: "equal" or "pixels".
         device: Where the cubes live.
-        stats: Per-scene :class:`~hsizoo.spectral.BandStats` to standardise with instead of
+        stats: Per-scene :class:`~hsizoo.spectral.grid.BandStats` to standardise with instead of
             each scene's own (e.g. the statistics a fine-tuned model was trained with).
     """
 
     def __init__(self, scenes: Sequence[Any], encoder: nn.Module, scene_weighting: str = "equal",
                  device: torch.device | str = "cpu", stats: Sequence[Any] | None = None) -> None:
-        from ..patches import prepare_cube
-        from ..spectral import band_stats, canonical_resampler
+        from hsizoo.data.patches import prepare_cube
+        from hsizoo.spectral.grid import band_stats, canonical_resampler
 
         if not scenes:
             raise ValueError("No scenes to pretrain on: pass at least one Scene or scene spec.")
@@ -207,7 +207,7 @@ class PretrainData:
         rows and columns away (the same pixel when the drawn one is not valid). Those draws come
         after all others, so sampling without views is unchanged.
         """
-        from ..patches import gather_patches
+        from hsizoo.data.patches import gather_patches
 
         P, N = self.P, self.P * self.P
         total = batch_size * world_size

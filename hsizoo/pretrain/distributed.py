@@ -38,7 +38,7 @@ def _hardware(dev: torch.device, world: int) -> str:
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:
-        from .._system import cpu_name
+        from hsizoo.runtime.system import cpu_name
 
         name = f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{world} x {name}" if world > 1 else name

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .checkpoints import load_checkpoint, plot_loss_curve, read_log, read_probe_log
-from .config import PretrainConfig
-from .objective import _build
+from hsizoo.pretrain.checkpoints import load_checkpoint, plot_loss_curve, read_log, read_probe_log
+from hsizoo.pretrain.config import PretrainConfig
+from hsizoo.method.objective import build_objective
 
 
 def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike[str], *,
@@ -34,12 +34,12 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     Returns:
         The folder.
     """
-    from ..io.atomic import write_atomic
-    from ..models._save import save_pretrained
+    from hsizoo.io.atomic import write_atomic
+    from hsizoo.hub.save import save_pretrained
 
     manifest, tensors = load_checkpoint(run_dir)
     cfg = PretrainConfig(**manifest["config"])
-    model = _build(cfg)
+    model = build_objective(cfg)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     encoder = model.encoder
     folder = Path(folder)
@@ -101,7 +101,7 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
         pretraining=pretraining, description=description, sensor=sensor,
         data=data if data is not None else list(cfg.scenes), training=training,
         normalisation="per-band standardisation of each scene with its own valid-pixel mean and "
-                      "std (hsizoo.spectral.band_stats), then canonical resampling",
+                      "std (hsizoo.spectral.grid.band_stats), then canonical resampling",
         loss_curve="loss_curve.png", probe_curve=probe_curve, pretrain_config=cfg.to_json(),
     )
     config = {k: v for k, v in config.items() if v is not None}

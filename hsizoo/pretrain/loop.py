@@ -23,13 +23,13 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .._device import autocast, grad_scaler, resolve_precision
-from .checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore, _truncate_log, load_checkpoint,
+from hsizoo.runtime.device import autocast, grad_scaler, resolve_precision
+from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore, _truncate_log, load_checkpoint,
                           save_checkpoint)
-from .config import NonFiniteLossError, PretrainConfig, lr_at
-from .data import PretrainData, _describe_scene, load_scene_spec
-from .distributed import _dist_setup, _hardware
-from .objective import _build
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
+from hsizoo.pretrain.data import PretrainData, _describe_scene, load_scene_spec
+from hsizoo.pretrain.distributed import _dist_setup, _hardware
+from hsizoo.method.objective import build_objective
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -111,7 +111,7 @@ class _Prober:
         self.path = Path(run_dir) / PROBE_LOG
 
     def __call__(self, step: int, encoder: nn.Module) -> None:
-        from ..bench.probe import probe_model
+        from hsizoo.method.probe import probe_model
 
         t0 = time.perf_counter()
         oa = probe_model(encoder, self.scene, shots=(self.SHOTS,), seeds=self.SEEDS)[self.SHOTS]
@@ -158,7 +158,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         data_root: Folder of the benchmark data for specs.
         callback: Called as ``callback(step, record)`` after every step (on every rank).
         probe: A labelled scene (or spec) to measure the encoder on while it trains: the
-            5-shot linear probe of :mod:`hsizoo.bench.probe` (split seeds 100-102, kept apart
+            5-shot linear probe of :mod:`hsizoo.method.probe` (split seeds 100-102, kept apart
             from the benchmark's 0-9) at step 0 and every ``probe_every`` steps, logged to
             ``probe.jsonl`` and drawn beside the loss curve. Monitoring only: its labels never
             reach the training.
@@ -217,7 +217,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
     is_main = d.rank == 0
     try:
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
-        model = _build(cfg).to(dev)
+        model = build_objective(cfg).to(dev)
         loaded = [load_scene_spec(s, data_root) if isinstance(s, str) else s for s in scenes]
         data = PretrainData(loaded, model.encoder, cfg.scene_weighting, dev)
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,

@@ -1,6 +1,6 @@
 """``hsizoo demo``: the main job end to end on built-in data, in a few minutes on a CPU.
 
-Default data is a simulated 145 x 145 AVIRIS scene (:func:`hsizoo.simulate.simulate_scene`, real
+Default data is a simulated 145 x 145 AVIRIS scene (:func:`hsizoo.data.simulate.simulate_scene`, real
 library spectra on a generated field layout), so the demo runs on a fresh clone without
 downloads; ``--data indian_pines`` uses the real Indian Pines scene (``--root`` names its folder).
 The demo draws ``shots`` labelled pixels per class, fine-tunes with DAFT, maps the whole scene,
@@ -33,7 +33,7 @@ class DemoResult:
     Attributes:
         map_path: Class map GeoTIFF.
         quicklook_path: Quicklook PNG.
-        report: :class:`~hsizoo.metrics.ClassificationReport` on the non-training pixels.
+        report: :class:`~hsizoo.data.metrics.ClassificationReport` on the non-training pixels.
         seconds: Wall-clock time, end to end.
     """
 
@@ -47,7 +47,7 @@ def _demo_scene(data: str, root: str | None, size: int, seed: int) -> Any:
     if data == "simulated":
         from affine import Affine
 
-        from .simulate import simulate_scene
+        from hsizoo.data.simulate import simulate_scene
 
         scene = simulate_scene((size, size), sensor="aviris_indian_pines", seed=seed)
         scene.crs = _DEMO_CRS
@@ -56,7 +56,7 @@ def _demo_scene(data: str, root: str | None, size: int, seed: int) -> Any:
         scene.meta["georeferencing"] = "illustrative (simulated scene)"
         return scene
     if data == "indian_pines":
-        from .datasets import load_dataset
+        from hsizoo.data.download import load_dataset
 
         if root is None:
             shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
@@ -89,8 +89,8 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
     Returns:
         A :class:`DemoResult`.
     """
-    from .finetune import finetune
-    from .splits import few_shot_split
+    from hsizoo.finetune import finetune
+    from hsizoo.data.splits import few_shot_split
 
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
@@ -161,7 +161,7 @@ def register_demo_cli(subparsers: Any) -> None:
 
 
 def _command() -> Any:
-    from .cli import Command
+    from hsizoo.cli import Command
 
     return Command(DEMO_HELP, _add_demo_args, _cmd_demo)
 

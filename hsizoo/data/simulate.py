@@ -43,8 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .io.scene import Scene
-from .sensors import get_sensor
+from hsizoo.io.scene import Scene
+from hsizoo.spectral.sensors import get_sensor
 
 __all__ = [
     "LAYOUTS",
@@ -621,7 +621,7 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
             soil/vegetation mixture), a name accepted by :func:`load_layout` (class names then
             default to the scene's real ones, which steer the choice of materials), or an
             (H, W) shape for :func:`make_layout` with ``num_classes``.
-        sensor: Sensor preset name (:func:`hsizoo.sensors.get_sensor`).
+        sensor: Sensor preset name (:func:`hsizoo.spectral.sensors.get_sensor`).
         seed: Seed of everything random; the same arguments give the same scene.
         noise_snr: Signal-to-noise ratio: per-band noise std = band mean / ``noise_snr``.
             None or inf for no noise.

@@ -26,7 +26,7 @@ class HsiPretrainedCfg(PretrainedCfg):
 
 def grid_band_count(grid: Sequence[float] | None = None) -> int:
     """Points of a canonical grid (start, stop, step): the band count of an input on that grid."""
-    from ..spectral import CANONICAL_GRID, make_grid
+    from hsizoo.spectral.grid import CANONICAL_GRID, make_grid
 
     return int(make_grid(tuple(grid or CANONICAL_GRID)).size)
 
@@ -45,7 +45,7 @@ def hsi_cfg(patch_size: int = 9, sensor: str | None = None, **kwargs: Any) -> Hs
         **kwargs: Other :class:`HsiPretrainedCfg` fields.
     """
     if sensor is not None:
-        from ..sensors import get_sensor
+        from hsizoo.spectral.sensors import get_sensor
 
         bands = int(get_sensor(sensor).num_bands)
     else:
@@ -108,7 +108,7 @@ def hub_pretrained_cfg(model: Any, config: Mapping[str, Any]) -> dict[str, Any]:
         base_size = tuple(base.get("input_size") or ())
         if wl is None and config.get("sensor"):
             # Weights trained on one sensor: a typical input has that sensor's bands.
-            from ..sensors import get_sensor
+            from hsizoo.spectral.sensors import get_sensor
 
             wl = get_sensor(str(config["sensor"])).wavelengths
         bands = (len(wl) if wl is not None else int(base_size[0]) if base_size and base_size[0]

@@ -40,7 +40,7 @@ __all__ = ["GraphRefiner", "TransductionConfig", "fuse", "graph_features", "knn_
 class TransductionConfig:
     """Switches and settings of transductive DAFT (each part can be turned off for ablations).
 
-    The defaults were chosen on simulated scenes (``hsizoo.simulate``), never on the labels of a
+    The defaults were chosen on simulated scenes (``hsizoo.data.simulate``), never on the labels of a
     benchmark scene; ``label_propagation`` with these settings reproduces the graph baseline.
 
     Attributes:
@@ -65,12 +65,12 @@ class TransductionConfig:
             (:func:`refine`); 0 = the student's probabilities as they are.
         refine_filter: Spatial filter of the student's probability map before that refinement:
             "gaussian" (``finetune``'s ``smooth_sigma``), "guided" (the edge-preserving
-            :func:`hsizoo.smoothing.guided_filter`, guided by the scene's first principal
+            :func:`hsizoo.method.smoothing.guided_filter`, guided by the scene's first principal
             component) or "none".
         guided_radius: Window radius (pixels) of the guided filter.
         guided_eps: Its regularisation (larger smooths more across edges).
         cv_graph: Choose ``position_scale`` and ``feature_sigma`` for this scene by
-            cross-validation on the shots (:func:`hsizoo.finetune.graph_cv.choose_graph_settings`)
+            cross-validation on the shots (:func:`hsizoo.method.graph_cv.choose_graph_settings`)
             instead of using the values above.
     """
 
@@ -146,7 +146,7 @@ def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
     Returns:
         (N_valid, d) float32 features, rows in ``np.nonzero(valid)`` order.
     """
-    from ..inference import smooth_probabilities
+    from hsizoo.predict.engine import smooth_probabilities
 
     z = _principal(cube[valid], cfg.components)
     n_comp = z.shape[1]
@@ -355,7 +355,7 @@ class GraphRefiner:
     def refine_map(self, probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """The (h, w, K) map after the spatial filter (when guided) and the graph refinement."""
         if self.spatial == "guided" and self.guide is not None:
-            from ..smoothing import guided_filter
+            from hsizoo.method.smoothing import guided_filter
 
             probs = guided_filter(probs, self.guide, valid, self.radius, self.eps)
         out = np.zeros_like(probs)

@@ -3,10 +3,10 @@
 The spatial decoder reconstructs the masked pixels' canonical spectra, the spectral decoder the
 masked groups' values over the c x c centre (DESIGN.md items 2 and 3). The loss is the
 pixel-domain MSE on covered grid points of valid pixels, plus ``fdc_weight`` times the
-frequency-domain constraint of :mod:`hsizoo.losses` (DESIGN.md item 5).
+frequency-domain constraint of :mod:`hsizoo.method.losses` (DESIGN.md item 5).
 
 The view-agreement term (``contrast_weight`` > 0) is an addition to the paper's recipe, kept
-because the representation probe (:mod:`hsizoo.bench.probe`) shows that reconstruction alone
+because the representation probe (:mod:`hsizoo.method.probe`) shows that reconstruction alone
 teaches features that barely separate classes: the pooled features of two augmented views of a
 patch (the second centred up to ``view_offset`` pixels away) go through a small projector
 (``decoder_proj``, dropped at export like the decoders) and a symmetric InfoNCE loss (SimCLR's
@@ -21,9 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange, repeat
 
-from .. import losses as L
-from .config import PretrainConfig
-from .data import SubBatch
+from hsizoo.method import losses as L
+from hsizoo.pretrain.config import PretrainConfig
+from hsizoo.pretrain.data import SubBatch
 
 
 class _Decoder(nn.Module):
@@ -178,10 +178,10 @@ class MaskedS2Former(nn.Module):
         return out
 
 
-def _build(cfg: PretrainConfig) -> MaskedS2Former:
+def build_objective(cfg: PretrainConfig) -> MaskedS2Former:
     from timm import create_model
 
-    from .. import models  # noqa: F401  (registers the variants)
+    from hsizoo import models  # noqa: F401  (registers the variants)
 
     kwargs = {**cfg.model_kwargs, "num_classes": 0}
     encoder = create_model(cfg.model, pretrained=False, **kwargs)

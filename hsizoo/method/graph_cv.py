@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .transduction import TransductionConfig, propagate_from_shots
+from hsizoo.method.transduction import TransductionConfig, propagate_from_shots
 
 __all__ = ["CV_FEATURE_SIGMAS", "CV_POSITION_SCALES", "choose_graph_settings"]
 

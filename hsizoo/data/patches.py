@@ -15,7 +15,7 @@ def prepare_cube(cube: np.ndarray, valid: np.ndarray | None, patch_size: int) ->
     """Standardised (H, W, B) cube -> padded (B, H + 2r, W + 2r) float32 tensor, r = P // 2.
 
     Args:
-        cube: Standardised scene (see :func:`hsizoo.spectral.band_stats`).
+        cube: Standardised scene (see :func:`hsizoo.spectral.grid.band_stats`).
         valid: (H, W) validity mask; invalid pixels are set to 0 before padding.
         patch_size: P (odd).
 

@@ -2,8 +2,8 @@
 
 Every pretraining run is judged here, not by its reconstruction loss. A backbone embeds every
 valid pixel of a labelled scene once (pooled pre-logits features of its P x P patch, the shared
-computation of :class:`hsizoo.inference.SharedPredictor`); then, for each few-shot split
-(:func:`hsizoo.splits.few_shot_split`, the same splits as the few-shot harness), three read-outs
+computation of :class:`hsizoo.predict.engine.SharedPredictor`); then, for each few-shot split
+(:func:`hsizoo.data.splits.few_shot_split`, the same splits as the few-shot harness), three read-outs
 are fitted on the shots alone and scored on every other labelled pixel:
 
 * ``linear``: multinomial logistic regression on the standardised features (L-BFGS, L2 penalty
@@ -25,17 +25,14 @@ average over initialisations as well as splits.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["PROBES", "ProbeScores", "embed_scene", "feature_graph", "load_backbone",
-           "probe_features", "probe_model"]
+__all__ = ["PROBES", "ProbeScores", "embed_scene", "feature_graph", "probe_features", "probe_model"]
 
 PROBES = ("linear", "linear_smooth", "knn", "lp")
 SMOOTH_SIGMA = 3.0
@@ -52,73 +49,6 @@ class ProbeScores:
     num_test: int
 
 
-def load_backbone(spec: str, seed: int = 0) -> tuple[torch.nn.Module, str]:
-    """A frozen-feature backbone (``num_classes=0``) from a spec.
-
-    Args:
-        spec: A registered architecture (``"s2former_tiny"``: random initialisation, created with
-            ``torch.manual_seed(seed)``), a registered ``arch.tag`` with weights, a folder
-            written by ``save_pretrained`` / ``export_pretrained`` (config.json +
-            model.safetensors), or a pretraining run folder (its latest checkpoint's encoder,
-            so a run can be probed while it trains).
-        seed: Initialisation seed for a bare architecture.
-
-    Returns:
-        (model in eval mode, description of the weights).
-
-    Raises:
-        ValueError: the spec is none of these.
-    """
-    from ..models._factory import create_model, list_models, list_pretrained
-
-    p = Path(spec).expanduser()
-    if p.is_dir() and (p / "checkpoint.json").is_file() and not (p / "config.json").is_file():
-        from ..pretrain import MANIFEST, load_checkpoint
-
-        manifest, tensors = load_checkpoint(p)
-        cfg = manifest["config"]
-        model = create_model(cfg["model"], num_classes=0, **cfg.get("model_kwargs", {}))
-        pre = "model.encoder."
-        model.load_state_dict({k[len(pre):]: v for k, v in tensors.items() if k.startswith(pre)})
-        return model.eval(), f"{p} ({MANIFEST} step {manifest['step']})"
-    if p.is_dir():
-        if not (p / "model.safetensors").is_file() or not (p / "config.json").is_file():
-            raise ValueError(f"{spec}: neither a model folder (config.json and "
-                             "model.safetensors) nor a pretraining run folder (checkpoint.json).")
-        return create_model(str(p), checkpoint_path=str(p), num_classes=0).eval(), str(p)
-    if "." in spec:
-        if spec not in list_pretrained():
-            raise ValueError(f"{spec!r} has no pretrained weights (registered: "
-                             f"{', '.join(list_pretrained()) or 'none'}).")
-        return create_model(spec, pretrained=True, num_classes=0).eval(), spec
-    if spec not in list_models():
-        raise ValueError(f"Unknown model {spec!r}: give an architecture ({', '.join(list_models())}"
-                         "), an arch.tag with weights, or a model folder.")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = create_model(spec, pretrained=False, num_classes=0)
-    return model.eval(), f"{spec} random init (seed {seed})"
-
-
-def weights_sha256(spec: str) -> str | None:
-    """sha256 of the weights a backbone spec loads (None for a bare architecture), so that a
-    stored result is never taken for weights retrained under the same name."""
-    from ..io.atomic import file_sha256
-
-    p = Path(spec).expanduser()
-    if p.is_dir() and (p / "checkpoint.json").is_file() and not (p / "config.json").is_file():
-        return json.loads((p / "checkpoint.json").read_text()).get("sha256")
-    if p.is_dir():
-        return file_sha256(p / "model.safetensors") if (p / "model.safetensors").is_file() \
-            else None
-    if "." in spec:
-        from timm.models import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(spec)
-        return cfg.to_dict().get("sha256") if cfg is not None else None
-    return None
-
-
 @torch.inference_mode()
 def embed_scene(model: torch.nn.Module, scene: Any, batch_size: int = 1024) -> np.ndarray:
     """Pooled features (N_valid, D) of every valid pixel, in ``np.nonzero(scene.valid)`` order.
@@ -126,9 +56,9 @@ def embed_scene(model: torch.nn.Module, scene: Any, batch_size: int = 1024) -> n
     The scene is standardised with its own band statistics (as fine-tuning does) and each pixel
     is embedded from its P x P patch on the model's device.
     """
-    from ..inference import SharedPredictor
-    from ..patches import prepare_cube
-    from ..spectral import band_stats
+    from hsizoo.predict.engine import SharedPredictor
+    from hsizoo.data.patches import prepare_cube
+    from hsizoo.spectral.grid import band_stats
 
     valid = np.asarray(scene.valid, dtype=bool)
     cube = band_stats(scene.cube, valid).apply(scene.cube)
@@ -190,7 +120,7 @@ def _knn(x_train: np.ndarray, y_train: np.ndarray, x_all: np.ndarray, num_classe
 def feature_graph(x: np.ndarray) -> Any:
     """The ``lp`` read-out's graph: 10 nearest neighbours of the standardised features (up to 30
     principal components). It depends on the features only, so one graph serves every split."""
-    from ..finetune.transduction import knn_graph
+    from hsizoo.method.transduction import knn_graph
 
     z = _standardise(x)
     if z.shape[1] > 30:
@@ -202,7 +132,7 @@ def feature_graph(x: np.ndarray) -> Any:
 
 def _lp(graph: Any, train_idx: np.ndarray, y_train: np.ndarray, num_classes: int
         ) -> np.ndarray:
-    from ..finetune.transduction import propagate, propagation_seeds
+    from hsizoo.method.transduction import propagate, propagation_seeds
 
     seeds = propagation_seeds(train_idx, y_train, graph.shape[0], num_classes)
     return propagate(graph, seeds, 0.99, 100)
@@ -216,7 +146,7 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
         features: (N_valid, D) from :func:`embed_scene`.
         scene: The labelled scene the features are of.
         shots: Training pixels per class.
-        seed: Split seed (:func:`hsizoo.splits.few_shot_split`).
+        seed: Split seed (:func:`hsizoo.data.splits.few_shot_split`).
         probes: Read-outs to run (subset of :data:`PROBES`).
         graph: :func:`feature_graph` of the same features, to reuse across splits.
 
@@ -225,8 +155,8 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
     """
     import warnings
 
-    from ..inference import smooth_probabilities
-    from ..splits import few_shot_split
+    from hsizoo.predict.engine import smooth_probabilities
+    from hsizoo.data.splits import few_shot_split
 
     unknown = set(probes) - set(PROBES)
     if unknown:

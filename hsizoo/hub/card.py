@@ -80,7 +80,7 @@ def render_model_card(config: Mapping[str, Any]) -> str:
     """Render a Hub model card (README.md) from a checkpoint's config.json fields.
 
     Args:
-        config: The config written by :func:`hsizoo.models._save.save_pretrained`: at least
+        config: The config written by :func:`hsizoo.hub.save.save_pretrained`: at least
             ``architecture``; optionally ``tag``, ``hf_hub_id``, ``hf_hub_revision``,
             ``model_args``, ``grid``, ``num_classes``, ``class_names``, ``sensor``,
             ``normalisation``, ``training``, ``data``, ``datasets``, ``results``,

@@ -1,9 +1,9 @@
 """Saving and publishing checkpoints: a Hub-ready folder, checked, then uploaded.
 
-:func:`save_pretrained` writes the folder that :mod:`hsizoo.models._load` reads (DESIGN.md,
+:func:`save_pretrained` writes the folder that :mod:`hsizoo.hub.load` reads (DESIGN.md,
 "Weights and the Hub"): ``model.safetensors``, a ``config.json`` whose facts about the weights
 (sha256, model_args, sizes, versions) are computed from the model rather than taken from the
-caller, and the model card rendered from it by :mod:`hsizoo.models._card`. The folder is swapped
+caller, and the model card rendered from it by :mod:`hsizoo.hub.card`. The folder is swapped
 in whole (:mod:`hsizoo.io.atomic`). :func:`verify_folder` checks a folder is complete and
 consistent, and :func:`push_to_hub` uploads it as the content of a Hub model repository.
 """
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ._load import (
+from hsizoo.hub.load import (
     CARD_NAME,
     CONFIG_NAME,
     PICKLE_SUFFIXES,
@@ -84,7 +84,7 @@ def check_save_folder(folder: str | os.PathLike[str], overwrite: bool,
         FileExistsError: the folder holds a saved model and ``overwrite`` is False.
         OutputError: the folder is a file, cannot be created or written, or lacks the space.
     """
-    from ..io.atomic import OutputExistsError, check_output
+    from hsizoo.io.atomic import OutputExistsError, check_output
 
     p = check_output(folder, overwrite=overwrite, estimated_bytes=estimated_bytes, folder=True,
                      create_parents=True)
@@ -129,9 +129,9 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
     """
     from safetensors.torch import save
 
-    from ..io.atomic import atomic_folder
-    from ._card import render_model_card
-    from ._pretrained import hub_pretrained_cfg
+    from hsizoo.io.atomic import atomic_folder
+    from hsizoo.hub.card import render_model_card
+    from hsizoo.hub.cfg import hub_pretrained_cfg
 
     state = _cpu_state_dict(model)
     folder = check_save_folder(folder, overwrite,

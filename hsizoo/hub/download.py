@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._load import (
+from hsizoo.hub.load import (
     CARD_NAME,
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -35,9 +35,9 @@ from ._load import (
     _split_hub_id,
     _try_hub,
 )
-from ._weights import try_shipped
+from hsizoo.hub.shipped import try_shipped
 
-__all__ = ["Downloaded", "download_pretrained", "pretrained_cfg_for", "DOWNLOAD_COMMAND"]
+__all__ = ["Downloaded", "download_pretrained", "pretrained_cfg_for"]
 
 SOURCES = ("auto", "package", "hub")
 
@@ -76,7 +76,7 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
     """
     from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
-    from ._factory import _hsizoo_archs, list_pretrained
+    from hsizoo.models._factory import _hsizoo_archs, list_pretrained
 
     if name.startswith("hf-hub:"):
         name = name[len("hf-hub:"):]
@@ -183,7 +183,7 @@ def download_pretrained(name: str, to: str | os.PathLike[str] | None = None, *,
 
 def _write_copy(src: Path, target: Path, overwrite: bool) -> Path:
     """Copy a repository folder (its files, links resolved) to ``target`` as one swap."""
-    from ..io.atomic import OutputExistsError, atomic_folder
+    from hsizoo.io.atomic import OutputExistsError, atomic_folder
 
     def holds_model(f: Path) -> bool:
         return any((f / n).exists() for n in (WEIGHTS_NAME, CONFIG_NAME))
@@ -197,54 +197,3 @@ def _write_copy(src: Path, target: Path, overwrite: bool) -> Path:
             if p.is_file() and not p.name.startswith("."):
                 shutil.copyfile(p.resolve(), new / p.name)  # cache entries are links to blobs
     return target
-
-
-def describe(d: Downloaded, to_folder: bool) -> str:
-    """What was done and how to load it, for the command line."""
-    lines = [f"{d.name}: {WEIGHTS_NAME} sha256 {d.sha256} verified, from "
-             f"{'the copy shipped with hsizoo' if d.source == 'package' else 'the Hub (' + d.hf_hub_id + ')'}",
-             f"  written to {d.folder}"]
-    if to_folder:
-        arg = d.name if "/" not in d.name else "<arch>.<tag>"
-        lines += ["  load it on the offline machine (copy the folder there first) with",
-                  f"    HSIZOO_HUB_MIRROR={d.folder.parent}  and  "
-                  f"hsizoo.create_model({arg!r}, pretrained=True)",
-                  f"  or  hsizoo.create_model({str(d.folder)!r})  (CLI: --model {d.folder})"]
-    else:
-        lines += ["  loads with HF_HUB_OFFLINE=1 from this cache (HF_HUB_CACHE) from now on"]
-    return "\n".join(lines)
-
-
-
-def _add_args(p: Any) -> None:
-    p.add_argument("name", help="checkpoint: arch.tag (e.g. s2former_tiny.ssl_simulated), arch "
-                                "(its default tag) or a Hub repository org/name")
-    p.add_argument("--to", metavar="DIR", default=None,
-                   help="write DIR/<repo name>/ (copy it to the offline machine, then set "
-                        "HSIZOO_HUB_MIRROR=DIR or pass the folder as checkpoint_path / --model); "
-                        "default: fill the Hugging Face cache (HF_HUB_CACHE)")
-    p.add_argument("--from", dest="source", choices=SOURCES, default="auto",
-                   help="where to copy from: the copy shipped with hsizoo when it is the pinned "
-                        "version, else the Hub (auto, the default), or only one of them")
-    p.add_argument("--revision", default=None,
-                   help="Hub revision (branch, tag, commit) instead of the registry's pinned one")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace DIR/<repo name>/ when it already holds a checkpoint")
-
-
-def _run(args: Any) -> int:
-    d = download_pretrained(args.name, args.to, revision=args.revision, source=args.source,
-                            overwrite=args.overwrite)
-    print(describe(d, args.to is not None))
-    return 0
-
-
-def _command() -> Any:
-    from ..cli import Command
-
-    return Command(DOWNLOAD_HELP, _add_args, _run)
-
-
-DOWNLOAD_HELP = ("fetch a checkpoint into a folder or the Hugging Face cache, sha256-checked, "
-                 "for machines without network")
-DOWNLOAD_COMMAND = _command()

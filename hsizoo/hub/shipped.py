@@ -7,7 +7,7 @@ Hub")::
     hsizoo/weights/<architecture>.<tag>/
         model.safetensors   the weights (safetensors only, never a pickle)
         config.json         architecture, model_args, sha256 of the weights, hf_hub_id, provenance
-        README.md           the model card rendered from config.json (hsizoo.models._card)
+        README.md           the model card rendered from config.json (hsizoo.hub.card)
         ...                 files the card links to (loss_curve.png)
 
 The folder name is the repository part of its ``hf_hub_id`` (``hsizoo/s2former_tiny.ssl_simulated``
@@ -80,7 +80,7 @@ def try_shipped(hub_id: str, expected: str | None, tried: list[str]
     Returns:
         (model.safetensors, its sha256, its config.json), or None.
     """
-    from ._load import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
+    from hsizoo.hub.load import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
 
     folder = shipped_folder(hub_id)
     if folder is None:

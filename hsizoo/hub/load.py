@@ -5,18 +5,18 @@ A checkpoint is a folder whose content is exactly a Hugging Face Hub model repos
 
     model.safetensors   the weights (never a pickle)
     config.json         architecture, model_args, canonical grid, sha256 of the weights, provenance
-    README.md           the model card, rendered from config.json by :mod:`hsizoo.models._card`
+    README.md           the model card, rendered from config.json by :mod:`hsizoo.hub.card`
 
-Such folders are written and published by :mod:`hsizoo.models._save`; this module finds and loads
+Such folders are written and published by :mod:`hsizoo.hub.save`; this module finds and loads
 them. Loading is offline-first. For a pretrained config (timm's ``pretrained_cfg`` dict, see
-:class:`hsizoo.models._pretrained.HsiPretrainedCfg`) the places tried, in order, are:
+:class:`hsizoo.hub.cfg.HsiPretrainedCfg`) the places tried, in order, are:
 
 1. an explicit path, ``pretrained_cfg["file"]`` (a ``.safetensors`` file or a saved folder);
 2. local mirror folders of Hub repositories: each folder of ``HSIZOO_HUB_MIRROR``
    (``os.pathsep``-separated); in each, ``<mirror>/<org>/<repo>/model.safetensors`` and
    ``<mirror>/<repo>/model.safetensors`` (what ``hsizoo download NAME --to DIR`` writes);
 3. the published checkpoints shipped inside the package, ``hsizoo/weights/<arch>.<tag>/``
-   (:mod:`hsizoo.models._weights`), used for the repository they record and only when their
+   (:mod:`hsizoo.hub.shipped`), used for the repository they record and only when their
    sha256 is the pinned one;
 4. the Hugging Face cache and the Hub through :func:`huggingface_hub.hf_hub_download`, which
    honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` as users expect
@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..io.atomic import file_sha256
+from hsizoo.io.atomic import file_sha256
 
 __all__ = [
     "CheckpointError",
@@ -133,7 +133,7 @@ def mirror_folders() -> list[Path]:
     """Local mirror folders of Hub repositories, in the order they are searched.
 
     The published checkpoints shipped inside the package are searched after these, by
-    :func:`hsizoo.models._weights.shipped_folder`.
+    :func:`hsizoo.hub.shipped.shipped_folder`.
 
     Returns:
         The folders of ``$HSIZOO_HUB_MIRROR`` (whether or not they exist).
@@ -402,7 +402,7 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
         _logger.info("%s: loading %s from local mirror %s", name, hub_id, cand)
         return ResolvedCheckpoint(cand, "mirror", sha, cfg, tried)
 
-    from ._weights import try_shipped
+    from hsizoo.hub.shipped import try_shipped
 
     shipped = try_shipped(hub_id, expected, tried)
     if shipped is not None:
@@ -470,7 +470,7 @@ def locate_checkpoint(pretrained_cfg: Mapping[str, Any]) -> str:
             return f"mirror {cand}"
     from huggingface_hub import constants, hf_hub_url, try_to_load_from_cache
 
-    from ._weights import shipped_folder
+    from hsizoo.hub.shipped import shipped_folder
 
     folder = shipped_folder(hub_id)
     want = pretrained_cfg.get("sha256")

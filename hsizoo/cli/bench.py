@@ -1,4 +1,4 @@
-"""Command line of the few-shot benchmark's runs: ``hsizoo bench run`` and
+"""Command line of the few-shot benchmark: ``hsizoo bench run|report`` and
 ``benchmarks/fewshot.py`` (the options, the :class:`~hsizoo.bench.methods.BenchOptions` they make,
 and the call of :func:`~hsizoo.bench.runner.run_benchmark`).
 """
@@ -8,12 +8,15 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable
 
-from .._device import add_device_arguments
-from .methods import METHODS, BenchOptions
-from .records import _split_names, parse_int_list
-from .runner import DEFAULT_SCENES, run_benchmark
+from hsizoo.cli import Command
+from hsizoo.runtime.device import add_device_arguments
+from hsizoo.bench.report import make_report
+from hsizoo.bench.methods import METHODS, BenchOptions
+from hsizoo.bench.records import _split_names, parse_int_list
+from hsizoo.bench.runner import DEFAULT_SCENES, run_benchmark
 
-__all__ = ["add_run_arguments", "options_from_args", "run_from_args"]
+__all__ = ["BENCH_COMMAND", "add_arguments", "add_report_arguments", "add_run_arguments",
+           "options_from_args", "report_from_args", "run", "run_from_args"]
 
 
 def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None = None) -> None:
@@ -80,3 +83,50 @@ def run_from_args(args: argparse.Namespace,
         environment=environment() if environment is not None and not args.dry_run else None,
         dry_run=args.dry_run, stop_on_error=args.stop_on_error)
     return 1 if summary.failed else 0
+
+
+BENCH_HELP = "few-shot benchmark: run methods on identical splits (resumable), write the report"
+
+
+def add_report_arguments(p: argparse.ArgumentParser, default_results: str | Path | None = None,
+                         default_out: str | Path | None = None) -> None:
+    """Options of ``hsizoo bench report`` / ``benchmarks/make_report.py``."""
+    p.add_argument("--results", default=str(default_results or "benchmarks/results/fewshot"),
+                   help="folder of the result JSON files (default %(default)s)")
+    p.add_argument("--out-dir", default=str(default_out or "benchmarks/results"),
+                   help="where fewshot.md and the figures go (default %(default)s)")
+    p.add_argument("--readme", help="also replace the text between <!-- results:begin --> and "
+                   "<!-- results:end --> in this file")
+    p.add_argument("--map-seed", type=int, default=0, help="seed of the class-map figures (0)")
+
+
+def report_from_args(args: argparse.Namespace) -> int:
+    """Write the report from parsed arguments."""
+    make_report(args.results, args.out_dir, readme=args.readme, map_seed=args.map_seed)
+    return 0
+
+
+def add_arguments(p: argparse.ArgumentParser, default_results: str | Path | None = None,
+                  default_out: str | Path | None = None) -> None:
+    """``hsizoo bench run ...`` and ``hsizoo bench report ...``."""
+    sub = p.add_subparsers(dest="bench_command", metavar="{run,report}")
+    sub.required = True
+    r = sub.add_parser("run", help="run (or resume) the benchmark; one JSON file per run",
+                       description="Train and evaluate each method on identical few-shot splits "
+                       "of each scene; finished runs are skipped unless --force.")
+    add_run_arguments(r, default_results)
+    q = sub.add_parser("report", help="tables, verdict and figures from the stored results",
+                       description="Write fewshot.md, fewshot_oa.png and fewshot_maps_<scene>.png"
+                       " from the stored results.")
+    add_report_arguments(q, default_results, default_out)
+
+
+def run(args: argparse.Namespace,
+        environment: Callable[[], dict[str, Any]] | None = None) -> int:
+    """Dispatch ``hsizoo bench run`` / ``hsizoo bench report``."""
+    if args.bench_command == "report":
+        return report_from_args(args)
+    return run_from_args(args, environment)
+
+
+BENCH_COMMAND = Command(BENCH_HELP, add_arguments, run)

@@ -53,7 +53,7 @@ def _model_summary(name: str) -> dict[str, object]:
     import torch
     from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
-    from .models._factory import create_model
+    from hsizoo.models._factory import create_model
 
     arch = split_model_name_tag(name)[0]
     # The meta device builds the module without allocating or initialising weights.
@@ -86,7 +86,7 @@ def _cell(v: object) -> str:
 
 
 def _run_list(args: argparse.Namespace) -> int:
-    from .models._factory import list_models
+    from hsizoo.models._factory import list_models
 
     names = list_models(args.filter, pretrained=args.pretrained)
     if not names:
@@ -116,8 +116,8 @@ def _run_info(args: argparse.Namespace) -> int:
     import numpy as np
     from timm.models import get_arch_pretrained_cfgs, split_model_name_tag
 
-    from .models._factory import count_flops_per_pixel, create_model
-    from .models._load import locate_checkpoint
+    from hsizoo.models._factory import count_flops_per_pixel, create_model
+    from hsizoo.hub.load import locate_checkpoint
 
     if args.bands is not None:
         if args.bands < 1:
@@ -125,7 +125,7 @@ def _run_info(args: argparse.Namespace) -> int:
         wavelengths = np.linspace(400.0, 2500.0, args.bands)
         bands_text = f"{args.bands} bands evenly spaced over 400-2500 nm"
     else:
-        from .sensors import get_sensor
+        from hsizoo.spectral.sensors import get_sensor
 
         sensor = get_sensor(args.sensor or "aviris_indian_pines")
         wavelengths = sensor.wavelengths
@@ -178,17 +178,17 @@ _LAZY_HELP: dict[str, str] = {}
 
 # The heavy commands live in their modules and are imported only when selected.
 for _name, _path, _help in (
-        ("demo", "hsizoo.demo:DEMO_COMMAND",
+        ("demo", "hsizoo.cli.demo:DEMO_COMMAND",
          "the main job on built-in data: few-shot map + GeoTIFF + quicklook + OA"),
-        ("finetune", "hsizoo.finetune:FINETUNE_COMMAND",
+        ("finetune", "hsizoo.cli.finetune:FINETUNE_COMMAND",
          "few-shot DAFT fine-tuning on a scene, writing its class map"),
-        ("predict", "hsizoo.finetune:PREDICT_COMMAND",
+        ("predict", "hsizoo.cli.finetune:PREDICT_COMMAND",
          "classify a scene with a fine-tuned model folder"),
-        ("pretrain", "hsizoo.pretrain:PRETRAIN_COMMAND",
+        ("pretrain", "hsizoo.cli.pretrain:PRETRAIN_COMMAND",
          "self-supervised masked-reconstruction pretraining (torchrun-ready)"),
-        ("bench", "hsizoo.bench:BENCH_COMMAND",
+        ("bench", "hsizoo.cli.bench:BENCH_COMMAND",
          "few-shot benchmark: run methods on identical splits (resumable), write the report"),
-        ("download", "hsizoo.models._download:DOWNLOAD_COMMAND",
+        ("download", "hsizoo.cli.download:DOWNLOAD_COMMAND",
          "fetch a checkpoint into a folder or the Hugging Face cache, for machines without "
          "network")):
     COMMANDS[_name] = _path
@@ -236,8 +236,8 @@ def _build_parser(selected: str | None) -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from .io.atomic import OutputError
-    from .models._load import CheckpointError
+    from hsizoo.io.atomic import OutputError
+    from hsizoo.hub.load import CheckpointError
 
     # OutputError: an output location refused, or a write that failed (a full disk); its
     # message says what to do.

@@ -166,7 +166,7 @@ def resolve_wavelengths(wavelengths: Sequence[float] | None = None, sensor: str 
 
     Args:
         wavelengths: Explicit band centres in nm; wins over ``sensor``.
-        sensor: Name of a preset in :mod:`hsizoo.sensors`.
+        sensor: Name of a preset in :mod:`hsizoo.spectral.sensors`.
         num_bands: Band count of the data, checked against the result.
 
     Returns:
@@ -178,10 +178,10 @@ def resolve_wavelengths(wavelengths: Sequence[float] | None = None, sensor: str 
     if wavelengths is not None:
         return check_wavelengths(wavelengths, num_bands)
     if sensor is not None:
-        from .sensors import get_sensor
+        from hsizoo.spectral.sensors import get_sensor
 
         return check_wavelengths(get_sensor(sensor).wavelengths, num_bands)
-    from .sensors import list_sensors
+    from hsizoo.spectral.sensors import list_sensors
 
     raise ValueError(
         "The band centre wavelengths are unknown. hsizoo models need them to place each band on "

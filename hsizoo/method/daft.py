@@ -23,7 +23,7 @@ in words only, so every part has a switch and a weight, and the ablation is meas
   unlabelled pixels.
 * **Pseudo-labels** (optional, ``pseudo_weight > 0``): class-balanced confident pixels of the
   scene join the cross-entropy. Transductive DAFT (:mod:`hsizoo.finetune`) draws them from label
-  propagation over the scene's k-NN graph (:mod:`hsizoo.finetune.transduction`), refreshed with
+  propagation over the scene's k-NN graph (:mod:`hsizoo.method.transduction`), refreshed with
   the teacher's embeddings and predictions; without the graph, from the teacher alone.
 
 ``DaftConfig(enabled=False)`` is plain fine-tuning: cross-entropy on the clean shots only.

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .patches import gather_patches, prepare_cube
-from .smoothing import smooth_probabilities, smoothing_radius
-from .spectral import BandStats
+from hsizoo.data.patches import gather_patches, prepare_cube
+from hsizoo.method.smoothing import smooth_probabilities, smoothing_radius
+from hsizoo.spectral.grid import BandStats
 
 __all__ = ["ClassMap", "SharedPredictor", "predict_naive", "predict_scene",
            "smooth_probabilities", "smoothing_radius"]
@@ -40,12 +40,12 @@ class SharedPredictor:
         wavelengths: Band centres (nm) of the data.
         batch_size: Patches per forward pass of the blocks.
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (GPU only): the autocast of
-            the forward passes (:mod:`hsizoo._device`); outputs are float32 either way.
+            the forward passes (:mod:`hsizoo.runtime.device`); outputs are float32 either way.
     """
 
     def __init__(self, model: torch.nn.Module, wavelengths: Sequence[float],
                  batch_size: int = 1024, precision: str | None = "fp32") -> None:
-        from ._device import resolve_precision
+        from hsizoo.runtime.device import resolve_precision
 
         self.model = model
         # Inputs go to the model's device; outputs come back to the CPU.
@@ -113,7 +113,7 @@ class SharedPredictor:
     @torch.inference_mode()
     def predict_padded(self, padded: torch.Tensor, rows: np.ndarray, cols: np.ndarray,
                        pre_logits: bool = False, progress: Any = None) -> torch.Tensor:
-        """Outputs for pixels (rows, cols) of a :func:`~hsizoo.patches.prepare_cube` tensor.
+        """Outputs for pixels (rows, cols) of a :func:`~hsizoo.data.patches.prepare_cube` tensor.
 
         Args:
             padded: (bands, H + 2r, W + 2r) standardised, padded window.
@@ -125,7 +125,7 @@ class SharedPredictor:
         Returns:
             (N, K) logits (or features), float32.
         """
-        from ._device import autocast
+        from hsizoo.runtime.device import autocast
 
         was_training = self.model.training
         self.model.eval()
@@ -212,8 +212,8 @@ class ClassMap:
         Returns:
             The path written.
         """
-        from .io import write_class_map, write_confidence_map
-        from .io.atomic import check_output
+        from hsizoo.io import write_class_map, write_confidence_map
+        from hsizoo.io.atomic import check_output
 
         if self.class_map is None:
             raise ValueError("This class map was streamed to disk; it is at "
@@ -234,7 +234,7 @@ class ClassMap:
     def save_quicklook(self, path: str | Path, *, overwrite: bool = False,
                        title: str | None = None) -> Path:
         """Write a PNG: the scene's colour composite beside the class map."""
-        from .io import save_quicklook
+        from hsizoo.io import save_quicklook
 
         if self.scene is None or self.class_map is None:
             raise ValueError("A quicklook needs the scene in memory; predict an in-memory Scene.")
@@ -243,7 +243,7 @@ class ClassMap:
 
     def evaluate(self, labels: np.ndarray) -> Any:
         """OA, AA, kappa, per-class accuracy and confusion matrix against a label map."""
-        from .metrics import evaluate
+        from hsizoo.data.metrics import evaluate
 
         if self.class_map is None:
             raise ValueError("This class map was streamed to disk; read it back to evaluate it.")
@@ -259,7 +259,7 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
 
 
 def _blocks(scene: Any, window_size: int, halo: int, nodata: float | None) -> Iterator[Any]:
-    from .io import iter_windows
+    from hsizoo.io import iter_windows
 
     return iter_windows(scene, window_size, halo=halo, nodata=nodata, on_empty="skip")
 
@@ -299,7 +299,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
         A :class:`ClassMap`. When streaming from a path with ``out_path`` and
         ``keep_probabilities=False``, ``class_map`` is None and the map lives only on disk.
     """
-    from .io import Scene, open_class_map_writer, open_confidence_map_writer, read_scene_info
+    from hsizoo.io import Scene, open_class_map_writer, open_confidence_map_writer, read_scene_info
 
     t0 = time.perf_counter()
     K = int(model.num_classes)

@@ -8,11 +8,11 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
-from .._device import add_device_arguments
-from .checkpoints import plot_loss_curve
-from .config import NonFiniteLossError, PretrainConfig
-from .export import export_pretrained
-from .loop import pretrain
+from hsizoo.runtime.device import add_device_arguments
+from hsizoo.pretrain.checkpoints import plot_loss_curve
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
+from hsizoo.pretrain.export import export_pretrained
+from hsizoo.pretrain.loop import pretrain
 
 # The subcommand's description: the first line of the package docstring.
 _DESCRIPTION = ("Self-supervised pretraining of S2Former: masked reconstruction with the "
@@ -104,7 +104,7 @@ PRETRAIN_HELP = "self-supervised masked-reconstruction pretraining (torchrun-rea
 
 
 def _command() -> Any:
-    from ..cli import Command
+    from hsizoo.cli import Command
 
     return Command(PRETRAIN_HELP, _add_args, _run_cli)
 

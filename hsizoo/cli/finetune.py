@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._device import add_device_arguments
-from .inputs import as_scene
+from hsizoo.runtime.device import add_device_arguments
+from hsizoo.finetune.inputs import as_scene
 
 __all__ = ["FINETUNE_COMMAND", "PREDICT_COMMAND", "register_cli"]
 
@@ -47,7 +47,7 @@ def _scene_pixels(scene: str) -> int:
 
 def _check_outputs(args: argparse.Namespace) -> None:
     """Check every output location before any work: folder, kind, overwrite, free space."""
-    from ..io.atomic import OutputError, check_output
+    from hsizoo.io.atomic import OutputError, check_output
 
     px = _scene_pixels(str(args.scene))
     # Uncompressed sizes: uint16 class ids, float32 confidences, an RGBA quicklook of two panels.
@@ -62,13 +62,13 @@ def _check_outputs(args: argparse.Namespace) -> None:
         if path is not None:
             check_output(path, overwrite=args.overwrite, estimated_bytes=size, option=option)
     if getattr(args, "save_model", None):
-        from ..models._save import check_save_folder
+        from hsizoo.hub.save import check_save_folder
 
         check_save_folder(args.save_model, args.overwrite)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from . import finetune
+    from hsizoo.finetune import finetune
 
     _check_outputs(args)  # before the training, which a bad output path would waste
     shots = None if args.all_labels else args.shots
@@ -90,17 +90,17 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         ft.save_pretrained(args.save_model, overwrite=args.overwrite)
         print(f"saved the fine-tuned model to {args.save_model}")
     if args.eval_labels:
-        from ..io import read_labels
+        from hsizoo.io import read_labels
 
         print(ft.evaluate(read_labels(args.eval_labels)))
     return 0
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from .result import load_finetuned
+    from hsizoo.finetune.result import load_finetuned
 
     _check_outputs(args)
-    from .._device import resolve_device, resolve_precision
+    from hsizoo.runtime.device import resolve_device, resolve_precision
 
     ft = load_finetuned(args.model)
     dev = resolve_device(args.device)
@@ -184,7 +184,7 @@ def register_cli(subparsers: Any) -> None:
 
 
 def _commands() -> tuple[Any, Any]:
-    from ..cli import Command
+    from hsizoo.cli import Command
 
     return (Command(FINETUNE_HELP, _add_finetune_args, _cmd_finetune),
             Command(PREDICT_HELP, _add_predict_args, _cmd_predict))

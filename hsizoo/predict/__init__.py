@@ -1,0 +1,1 @@
+"""Whole-scene prediction: per-pixel work shared between overlapping patches, window by window."""
