@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sysconfig
 import sys
 import textwrap
 import zipfile
@@ -61,6 +62,27 @@ def test_package_data_declares_every_published_checkpoint(tmp_path, monkeypatch)
     assert want and want <= shipped, sorted(want - shipped)
 
 
+def _venv_over_this_environment(venv: Path) -> Path:
+    """A new virtual environment that sees the packages of the environment running the tests.
+
+    ``python -m venv --system-site-packages`` would see the *base* interpreter's packages, not
+    this environment's: on a machine whose base Python has none of hsizoo's dependencies the
+    wheel could not even import timm. So the new environment is isolated, and a ``.pth`` file
+    appends this environment's site-packages folders to its path, after its own: the wheel
+    installed there comes first, and the ``.pth`` files of those folders (this checkout's
+    editable install among them) are not run.
+    """
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    ask = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run([str(py), "-c", ask], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    ours = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+    (Path(purelib) / "_hsizoo_test_parent_env.pth").write_text(
+        "".join(f"{p}\n" for p in ours if Path(p).is_dir()))
+    return py
+
+
 # About 15 s on two cores (pip wheel, venv, pip install --no-index, one subprocess): in the default
 # suite, since this is the check that the distribution is usable; nothing touches the network.
 def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) -> None:
@@ -74,8 +96,7 @@ def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) 
     assert _published_files() <= in_wheel
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    py = venv / "bin" / "python"
+    py = _venv_over_this_environment(venv)
     # --force-reinstall: this environment's editable hsizoo must not count as "already satisfied".
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall",
                     "-q", str(wheel)], check=True, cwd=tmp_path)
@@ -87,7 +108,7 @@ def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) 
         import timm
         import hsizoo
         from hsizoo.hub.load import resolve
-        out = {"file": hsizoo.__file__, "loaded": {}}
+        out = {"file": hsizoo.__file__, "timm": timm.__file__, "loaded": {}}
         for tag in hsizoo.list_pretrained():
             model = hsizoo.create_model(tag, pretrained=True)
             found = resolve(timm.models.get_pretrained_cfg(tag).to_dict())
@@ -105,6 +126,8 @@ def test_wheel_installed_outside_the_checkout_loads_every_tag_offline(tmp_path) 
     out = json.loads(run.stdout.strip().splitlines()[-1])
     site = Path(out["file"]).resolve()
     assert venv.resolve() in site.parents and REPO_ROOT not in site.parents
+    # The dependencies are this suite's own, not whatever the base interpreter happens to hold.
+    assert Path(out["timm"]).resolve() == Path(timm.__file__).resolve()
     assert sorted(out["loaded"]) == TAGS
     for tag, (source, path, sha, params) in out["loaded"].items():
         assert source == "shipped" and venv.resolve() in Path(path).resolve().parents

@@ -110,8 +110,7 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
         warnings.filterwarnings("ignore", message=".*has no pretrained weights yet.*")
         ft = finetune(scene, split.train, shots=None, model=model, pretrained=pretrained,
                       seed=seed, steps=steps, progress=progress)
-    print_fn(f"fine-tuned {model} from {ft.history['weights']} in "
-             f"{ft.history['seconds']['total']:.1f} s")
+    print_fn(ft.summary())
     result = ft.predict(progress=progress)
     print_fn(f"predicted {int(scene.valid.sum())} pixels in {result.seconds:.1f} s")
     result.save(map_path, overwrite=overwrite)
@@ -119,8 +118,7 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
                           title=f"hsizoo demo: {data}, {shots} shots per class, {model}")
     report = result.evaluate(split.test)
     secs = time.perf_counter() - t0
-    print_fn(f"OA {100 * report.oa:.2f} %  AA {100 * report.aa:.2f} %  kappa {report.kappa:.4f}"
-             f"  ({report.num_pixels} test pixels)")
+    print_fn(report.headline("test pixels"))
     print_fn(f"wrote {map_path} and {ql_path} ({secs:.1f} s in all)")
     return DemoResult(map_path=map_path, quicklook_path=ql_path, report=report, seconds=secs)
 

@@ -77,9 +77,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                   wavelengths=_wavelength_arg(args.wavelengths), sensor=args.sensor,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
                   progress=not args.quiet, device=args.device, precision=args.precision)
-    print(f"fine-tuned {ft.history.get('model')} from {ft.history.get('weights')}: "
-          f"{ft.history.get('num_train')} labelled pixels, {ft.history.get('steps_done')} steps "
-          f"on {ft.history.get('device')} ({ft.history.get('precision')})")
+    print(ft.summary())
     result = ft.predict(progress=not args.quiet)
     result.save(args.out, overwrite=args.overwrite, confidence_path=args.confidence)
     print(f"wrote {args.out}")

@@ -211,7 +211,8 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
             the folder and the download addresses).
         ValueError: a file fails verification.
     """
-    from hsizoo.io.readers import _read_mat, read_labels
+    from hsizoo.io.matlab import _read_mat
+    from hsizoo.io.readers import read_labels
 
     info = get_dataset_info(name)
     paths = dataset_paths(info.name, root)

@@ -69,9 +69,13 @@ class ClassificationReport:
                 "confusion": self.confusion.tolist(), "num_pixels": self.num_pixels,
                 "class_names": self.class_names}
 
+    def headline(self, pixels: str = "labelled pixels") -> str:
+        """One line: OA, AA, kappa and the number of pixels scored."""
+        return (f"OA {100 * self.oa:.2f} %  AA {100 * self.aa:.2f} %  kappa {self.kappa:.4f}  "
+                f"({self.num_pixels} {pixels})")
+
     def __str__(self) -> str:
-        lines = [f"OA {100 * self.oa:.2f} %  AA {100 * self.aa:.2f} %  kappa {self.kappa:.4f}  "
-                 f"({self.num_pixels} labelled pixels)"]
+        lines = [self.headline()]
         for c, acc in self.per_class.items():
             name = (self.class_names[c - 1] if self.class_names and c <= len(self.class_names)
                     else f"class {c}")

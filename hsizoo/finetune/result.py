@@ -51,6 +51,15 @@ class FineTuned:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def summary(self) -> str:
+        """One line on what was fitted: model, weights, shots, steps, time, device."""
+        h = self.history
+        secs = h.get("seconds", {}).get("total")
+        took = f" in {secs:.1f} s" if secs is not None else ""
+        return (f"fine-tuned {h.get('model')} from {h.get('weights')}: {h.get('num_train')} "
+                f"labelled pixels, {h.get('steps_done')} steps{took} on {h.get('device')} "
+                f"({h.get('precision')})")
+
     def predict(self, scene: Any = None, *, out_path: str | Path | None = None,
                 confidence_path: str | Path | None = None, overwrite: bool = False,
                 window_size: int = 256, batch_size: int = 1024, progress: bool = True,

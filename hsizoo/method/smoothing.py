@@ -73,10 +73,10 @@ def principal_guide(cube: np.ndarray, valid: np.ndarray, max_samples: int = 2000
     x = np.asarray(cube, dtype=np.float64)[valid]
     if x.shape[0] < 2:
         return np.zeros(valid.shape)
+    from hsizoo.method.pca import principal_components
+
     x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-12)
-    step = max(1, x.shape[0] // int(max_samples))
-    _, _, vt = np.linalg.svd(x[::step], full_matrices=False)
-    pc = x @ vt[0]
+    pc = principal_components(x, 1, max_samples)[:, 0]
     lo, hi = np.percentile(pc, [1, 99])
     out = np.zeros(valid.shape)
     out[valid] = np.clip((pc - lo) / max(hi - lo, 1e-12), 0.0, 1.0)

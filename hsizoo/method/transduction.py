@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from hsizoo.method.pca import principal_components
+
 __all__ = ["GraphRefiner", "TransductionConfig", "fuse", "graph_features", "knn_graph", "propagate",
            "propagate_from_shots", "propagation_seeds", "refine", "select_pseudo_labels"]
 
@@ -121,13 +123,8 @@ def _rms(x: np.ndarray) -> float:
 
 
 def _principal(x: np.ndarray, n: int) -> np.ndarray:
-    """Centred x projected on its n leading principal axes (eigenvectors of the d x d
-    covariance: a cost linear in the number of rows)."""
-    x = x.astype(np.float64)
-    x -= x.mean(0)
-    n = min(n, x.shape[1], max(1, x.shape[0] - 1))
-    _, vecs = np.linalg.eigh(x.T @ x / max(1, x.shape[0] - 1))
-    return (x @ vecs[:, ::-1][:, :n]).astype(np.float32)
+    """Centred x projected on its n leading principal axes, as float32."""
+    return principal_components(x, n).astype(np.float32)
 
 
 def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,

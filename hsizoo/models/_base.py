@@ -54,3 +54,37 @@ class SpectralModelMixin:
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
             self._init_weights(self.head)
+
+
+def build_hsi_model(cls: type, variant: str, pretrained: bool, no_weights: str,
+                    **kwargs: Any) -> nn.Module:
+    """timm's ``build_model_with_cfg``, then the verified hsizoo weights, then ``features_only``.
+
+    Args:
+        cls: The model class.
+        variant: Registered architecture name.
+        pretrained: Load the weights of the model's pretrained config.
+        no_weights: What to tell the user when that config has no weights.
+        **kwargs: Model and timm builder arguments.
+
+    Raises:
+        ValueError: ``pretrained`` with a config that has no weights.
+    """
+    from timm.models import build_model_with_cfg
+
+    from hsizoo.models._features import pop_feature_kwargs, wrap_features
+
+    feature_cfg = pop_feature_kwargs(kwargs)
+    model = build_model_with_cfg(cls, variant, pretrained=False, **kwargs)
+    model.architecture = variant
+    if pretrained:
+        from hsizoo.hub.load import load_pretrained
+
+        cfg = model.pretrained_cfg
+        if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):
+            raise ValueError(f"{variant}.{cfg.get('tag')} has no pretrained weights{no_weights} "
+                             "Use pretrained=False, or pass checkpoint_path= a model.safetensors "
+                             "file or a folder from save_pretrained.")
+        load_pretrained(model, cfg)
+    # Wrapped after loading, so that checkpoint keys match the bare model (features_only=True).
+    return model if feature_cfg is None else wrap_features(model, feature_cfg)

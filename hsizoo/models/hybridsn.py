@@ -29,11 +29,11 @@ import torch
 import torch.nn as nn
 from einops import rearrange
 from timm.layers import trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
-from hsizoo.models._base import SpectralModelMixin
+from hsizoo.models._base import SpectralModelMixin, build_hsi_model
 from hsizoo.hub.cfg import hsi_cfg
 
 __all__ = ["HybridSN"]
@@ -255,23 +255,8 @@ class HybridSN(SpectralModelMixin, nn.Module):
         return self.forward_head(self.forward_features(x, wavelengths))
 
 def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> HybridSN:
-    from hsizoo.models._features import pop_feature_kwargs, wrap_features
-
-    feature_cfg = pop_feature_kwargs(kwargs)
-    model = build_model_with_cfg(HybridSN, variant, pretrained=False, **kwargs)
-    model.architecture = variant
-    if pretrained:
-        from hsizoo.hub.load import load_pretrained
-
-        cfg = model.pretrained_cfg
-        if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):
-            raise ValueError(
-                f"{variant}.{cfg.get('tag')} has no pretrained weights: HybridSN is a supervised "
-                "baseline trained from scratch on the shots. Use pretrained=False, or pass "
-                "checkpoint_path= a model.safetensors file or a folder from save_pretrained.")
-        load_pretrained(model, cfg)
-    # Wrapped after loading, so that checkpoint keys match the bare model (features_only=True).
-    return model if feature_cfg is None else wrap_features(model, feature_cfg)
+    return build_hsi_model(HybridSN, variant, pretrained, ": HybridSN is a supervised baseline "
+                           "trained from scratch on the shots.", **kwargs)
 
 
 default_cfgs = generate_default_cfgs({

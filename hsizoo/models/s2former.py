@@ -31,11 +31,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 from timm.layers import DropPath, Mlp, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
-from hsizoo.models._base import SpectralModelMixin
+from hsizoo.models._base import SpectralModelMixin, build_hsi_model
 from hsizoo.hub.cfg import hsi_cfg
 
 __all__ = ["S2Former"]
@@ -424,37 +424,19 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: S2Former
     return out
 
 
-def _create_s2former(variant: str, pretrained: bool = False, **kwargs: Any) -> S2Former:
-    from hsizoo.models._features import pop_feature_kwargs, wrap_features
+def _create_s2former(variant: str, pretrained: bool, defaults: dict[str, Any],
+                     **kwargs: Any) -> S2Former:
+    kwargs = {**defaults, **kwargs}  # the caller's kwargs override the builder's (timm)
+    from hsizoo.models._factory import list_pretrained
 
-    feature_cfg = pop_feature_kwargs(kwargs)
-    model = build_model_with_cfg(S2Former, variant, pretrained=False, **kwargs)
-    model.architecture = variant
-    if pretrained:
-        from hsizoo.hub.load import load_pretrained
-
-        cfg = model.pretrained_cfg
-        if not (cfg.get("file") or cfg.get("hf_hub_id") or cfg.get("state_dict")):
-            from hsizoo.models._factory import list_pretrained
-
-            raise ValueError(
-                f"{variant}.{cfg.get('tag')} has no pretrained weights. Weights exist for: "
-                f"{', '.join(list_pretrained(variant + '*')) or 'none yet'}; or pass "
-                "checkpoint_path= a model.safetensors file or a folder from save_pretrained."
-            )
-        load_pretrained(model, cfg)
-    # Wrapped after loading, so that checkpoint keys match the bare model (features_only=True).
-    return model if feature_cfg is None else wrap_features(model, feature_cfg)
-
-
-def _variant_defaults(fn_kwargs: dict[str, Any], **defaults: Any) -> dict[str, Any]:
-    # The caller's kwargs override the builder's defaults (timm convention).
-    return {**defaults, **fn_kwargs}
+    hint = f". Weights exist for: {', '.join(list_pretrained(variant + '*')) or 'none yet'}."
+    return build_hsi_model(S2Former, variant, pretrained, hint, **kwargs)
 
 
 # Published checkpoints: each is a folder hsizoo/weights/<arch>.<tag>/ (package data, see
-# hsizoo/hub/shipped.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the card records the command, data, steps and loss curve). The
-# first tag of an architecture is its default for pretrained=True.
+# hsizoo/hub/shipped.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the
+# card records the command, data, steps and loss curve). The first tag of an architecture is its
+# default for pretrained=True.
 def _in_domain_cfg(name: str, patch_size: int, sha256: str) -> dict[str, Any]:
     """A checkpoint pretrained on the real Indian Pines pixels (its folder and Hub repo: name)."""
     return hsi_cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}", hf_hub_revision="main",
@@ -489,30 +471,26 @@ default_cfgs = generate_default_cfgs({
 @register_model
 def s2former_test(pretrained: bool = False, **kwargs: Any) -> S2Former:
     """Tiny S2Former for fast tests (D=16, 1 block, 5 x 5 patches)."""
-    args = _variant_defaults(kwargs, patch_size=5, embed_dim=16, depth=1, num_heads=2,
-                             group_size=16, center_size=3)
-    return _create_s2former("s2former_test", pretrained, **args)
+    cfg = dict(patch_size=5, embed_dim=16, depth=1, num_heads=2, group_size=16, center_size=3)
+    return _create_s2former("s2former_test", pretrained, cfg, **kwargs)
 
 
 @register_model
 def s2former_tiny(pretrained: bool = False, **kwargs: Any) -> S2Former:
     """S2Former-Tiny: D=48, 2 blocks, 3 heads, 7 x 7 patches."""
-    args = _variant_defaults(kwargs, patch_size=7, embed_dim=48, depth=2, num_heads=3,
-                             group_size=10, center_size=3)
-    return _create_s2former("s2former_tiny", pretrained, **args)
+    cfg = dict(patch_size=7, embed_dim=48, depth=2, num_heads=3, group_size=10, center_size=3)
+    return _create_s2former("s2former_tiny", pretrained, cfg, **kwargs)
 
 
 @register_model
 def s2former_small(pretrained: bool = False, **kwargs: Any) -> S2Former:
     """S2Former-Small: D=64, 4 blocks, 4 heads, 9 x 9 patches."""
-    args = _variant_defaults(kwargs, patch_size=9, embed_dim=64, depth=4, num_heads=4,
-                             group_size=10, center_size=3)
-    return _create_s2former("s2former_small", pretrained, **args)
+    cfg = dict(patch_size=9, embed_dim=64, depth=4, num_heads=4, group_size=10, center_size=3)
+    return _create_s2former("s2former_small", pretrained, cfg, **kwargs)
 
 
 @register_model
 def s2former_base(pretrained: bool = False, **kwargs: Any) -> S2Former:
     """S2Former-Base: D=128, 6 blocks, 4 heads, 9 x 9 patches."""
-    args = _variant_defaults(kwargs, patch_size=9, embed_dim=128, depth=6, num_heads=4,
-                             group_size=8, center_size=3)
-    return _create_s2former("s2former_base", pretrained, **args)
+    cfg = dict(patch_size=9, embed_dim=128, depth=6, num_heads=4, group_size=8, center_size=3)
+    return _create_s2former("s2former_base", pretrained, cfg, **kwargs)
