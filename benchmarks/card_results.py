@@ -22,7 +22,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hsizoo.bench.report import load_results  # noqa: E402
+from hsizoo.bench.summary import load_results  # noqa: E402
 from hsizoo.hub.card import render_model_card  # noqa: E402
 
 

@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from hsizoo.data.simulate import make_layout, simulate_scene
+from hsizoo.data.layouts import make_layout
+from hsizoo.data.simulate import simulate_scene
 
 
 def _stretch(x: np.ndarray) -> np.ndarray:

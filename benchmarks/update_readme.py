@@ -70,7 +70,8 @@ def block(name: str) -> str:
         return weights_table()
     if name == "results" and (RESULTS / "fewshot").is_dir():
         # The harness's own README summary: links relative to README, the verdict sentences.
-        from hsizoo.bench.report import load_results, readme_summary
+        from hsizoo.bench.report import readme_summary
+        from hsizoo.bench.summary import load_results
 
         records = load_results(RESULTS / "fewshot")
         if records:

@@ -3,6 +3,19 @@
 S2Former backbones pretrained without labels (masked reconstruction with a frequency-domain
 constraint) and few-shot DAFT fine-tuning, after arXiv 2601.18088. Importing hsizoo registers its
 models in timm's registry, so ``timm.create_model("s2former_base")`` works too.
+
+The package, in the order a newcomer needs it:
+
+* :mod:`hsizoo.io`: reading scenes (GeoTIFF, ENVI, .mat) and writing class maps;
+* :mod:`hsizoo.spectral`: spectral identity (the canonical wavelength grid, sensor presets);
+* :mod:`hsizoo.data`: scene data (benchmark catalogue, simulated scenes, splits, patches, metrics);
+* :mod:`hsizoo.models`: the model families (S2Former, HybridSN) in timm's registry;
+* :mod:`hsizoo.hub`: the weights hub (configs, verified loading, download, save, model cards);
+* :mod:`hsizoo.method`: the method's parts (pretraining objective and FDC, DAFT, transduction);
+* :mod:`hsizoo.pretrain` and :mod:`hsizoo.finetune`: the two runs that use those parts;
+* :mod:`hsizoo.predict`: whole-scene prediction with shared computation;
+* :mod:`hsizoo.bench`: the benchmark harness (baselines, ablations, probes, report);
+* :mod:`hsizoo.cli`: the ``hsizoo`` command line; :mod:`hsizoo.runtime`: device and precision.
 """
 from __future__ import annotations
 

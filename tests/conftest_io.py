@@ -1,6 +1,6 @@
 """Helpers that write tiny, seeded hyperspectral files (GeoTIFF, ENVI, MATLAB v5 / v7.3) for tests.
 
-Imported by tests/test_io_*.py and tests/test_datasets.py (a plain module, not a pytest conftest).
+Imported by tests/io/test_io_*.py and tests/data/test_datasets.py (a plain module, not a pytest conftest).
 """
 from __future__ import annotations
 

@@ -341,3 +341,6 @@ def point_huggingface_hub_at(monkeypatch: Any, server: HubServer, cache_dir: str
     monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", server.endpoint)
     monkeypatch.setenv("HF_ENDPOINT", server.endpoint)  # for any subprocess a test starts
     monkeypatch.setenv("HF_HUB_CACHE", str(cache_dir))
+    # A user's HF_HUB_OFFLINE=1 (README advises it on offline machines) must not reach the
+    # subprocesses of a test that talks to this local server.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1" if offline else "0")

@@ -371,7 +371,7 @@ def _same_weights(a, b) -> bool:
 def test_a_download_refused_for_wrong_bytes_leaves_the_cache_and_a_retry_succeeds(
         hub, tmp_path) -> None:
     from hsizoo.models._factory import create_model
-    from hsizoo.hub.load import CheckpointError
+    from hsizoo.hub.verify import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     good = (hub.repo_dir(HUB_REPO) / "model.safetensors").read_bytes()
@@ -394,7 +394,7 @@ def test_a_connection_dropped_mid_body_is_one_clear_error(hub, tmp_path, monkeyp
     import huggingface_hub.file_download as fd
 
     from hsizoo.models._factory import create_model
-    from hsizoo.hub.load import CheckpointError
+    from hsizoo.hub.verify import CheckpointError
 
     model, cfg = _published(hub, tmp_path)
     monkeypatch.setattr(fd.time, "sleep", lambda s: None)  # huggingface_hub's retry pauses

@@ -1,111 +1,39 @@
-"""The few-shot benchmark report: tables, a verdict sentence, OA curves and class maps.
+"""The few-shot benchmark report: the Markdown tables, the verdict sentences and the README block.
 
-Reads every result JSON written by :mod:`hsizoo.bench.runner` and writes
+Reads every result JSON written by :mod:`hsizoo.bench.runner` (:mod:`hsizoo.bench.summary`) and
+writes
 
 * ``fewshot.md``: per scene, an OA table (method x shots) and a full table of OA, AA, kappa,
   train and predict seconds and peak memory, each cell "mean ± std (n seeds)", then one sentence
   per shot count that states, from the numbers, whether the full method
   (``s2former_ssl_daft``) beats the strongest baseline, paired over the seeds both have;
-* ``fewshot_oa.png``: OA against shots with error bars (std over seeds), one line per method,
-  one panel per scene;
-* ``fewshot_maps_<scene>.png``: the saved class maps of one seed, every method side by side with
-  the reference, one row per shot count;
+* the figures ``fewshot_oa.png`` and ``fewshot_maps_<scene>.png``, drawn by
+  :mod:`hsizoo.bench.figures`;
 
 and, on request, replaces the text between ``<!-- results:begin -->`` and
 ``<!-- results:end -->`` in a README with a short summary.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from hsizoo.io.atomic import write_atomic
-from hsizoo.bench.methods import BASELINES, FULL_METHOD, METHODS, SCHEMA
+from hsizoo.bench.figures import plot_maps, plot_oa
+from hsizoo.bench.methods import BASELINES, FULL_METHOD, METHODS
 from hsizoo.bench.records import scene_slug
+from hsizoo.bench.summary import Cell, load_results, method_order, scene_order, summarise
 
-__all__ = ["Cell", "README_BEGIN", "README_END", "advantage_sentences", "load_results",
-           "make_report", "markdown_report", "plot_maps", "plot_oa", "readme_summary",
-           "replace_readme_block", "summarise"]
+__all__ = ["README_BEGIN", "README_END", "advantage_sentences", "make_report", "markdown_report",
+           "readme_summary", "replace_readme_block"]
 
 README_BEGIN = "<!-- results:begin -->"
 README_END = "<!-- results:end -->"
-
-
-@dataclass
-class Cell:
-    """The runs of one (scene, method, shots): values per seed of every reported quantity."""
-
-    values: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(self.values["oa"])
-
-    def stat(self, key: str) -> tuple[float, float, int]:
-        """(mean, sample std (0 for one seed), number of seeds) of a quantity."""
-        v = np.array(list(self.values[key].values()), dtype=float)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return math.nan, math.nan, 0
-        return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size)
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading
-
-
-def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
-    """Every benchmark result JSON under a folder (other JSON files are ignored).
-
-    Args:
-        results_dir: The runner's results folder.
-
-    Returns:
-        The records, sorted by scene, method, shots, seed.
-    """
-    out = []
-    for p in sorted(Path(results_dir).rglob("*.json")):
-        if p.name.startswith("."):
-            continue
-        try:
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(rec, dict) and rec.get("schema") == SCHEMA:
-            rec["_path"] = str(p)
-            out.append(rec)
-    return sorted(out, key=lambda r: (r["scene"], r["method"], r["shots"], r["seed"]))
-
-
-def summarise(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[int, Cell]]]:
-    """Group records as scene -> method -> shots -> :class:`Cell`."""
-    table: dict[str, dict[str, dict[int, Cell]]] = defaultdict(lambda: defaultdict(dict))
-    for r in records:
-        cell = table[r["scene"]][r["method"]].setdefault(int(r["shots"]), Cell())
-        mem = r.get("memory", {})
-        vals = {"oa": 100 * r["oa"], "aa": 100 * r["aa"], "kappa": r["kappa"],
-                "train_s": r["timing"]["train_s"], "predict_s": r["timing"]["predict_s"],
-                "peak_mb": mem.get("peak_rss_mb", mem.get("process_maxrss_mb", math.nan)),
-                "delta_mb": mem.get("peak_rss_delta_mb", math.nan)}
-        for k, v in vals.items():
-            cell.values[k][int(r["seed"])] = float(v if v is not None else math.nan)
-    return table
-
-
-def _scene_order(names: Iterable[str]) -> list[str]:
-    return sorted(names, key=lambda s: (s.startswith("simulated:"), s))
-
-
-def _method_order(names: Iterable[str]) -> list[str]:
-    known = list(METHODS)
-    return sorted(names, key=lambda m: (known.index(m) if m in known else len(known), m))
 
 
 def _fmt(mean: float, std: float, n: int, digits: int, with_n: bool = True) -> str:
@@ -244,14 +172,14 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
     """The Markdown report of a set of records (see the module docstring).
 
     Args:
-        records: Result records (:func:`load_results`).
+        records: Result records (:func:`hsizoo.bench.summary.load_results`).
         source: Where they were read from, for the header.
 
     Returns:
         Markdown text.
     """
     table = summarise(records)
-    methods_seen = _method_order({r["method"] for r in records})
+    methods_seen = method_order({r["method"] for r in records})
     lines = ["# Few-shot benchmark", "",
              f"Written by `python benchmarks/make_report.py` from {len(records)} result files"
              + (f" in `{source}`" if source else "") + ". Every method of a scene, shot count and "
@@ -271,9 +199,9 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
         desc = METHODS[m].description if m in METHODS else ""
         lines.append(f"- `{m}`: {desc}")
     lines.append("")
-    for scene in _scene_order(table):
+    for scene in scene_order(table):
         cells = table[scene]
-        methods = _method_order(cells)
+        methods = method_order(cells)
         shots = sorted({k for m in cells.values() for k in m})
         lines += [_scene_heading(scene, records), "", "OA (%):", ""]
         lines.append("| method | " + " | ".join(f"{k} shot{'s' * (k != 1)}" for k in shots) + " |")
@@ -318,13 +246,13 @@ def readme_summary(records: Sequence[dict[str, Any]], link: str = "benchmarks/re
     table = summarise(records)
     out = [f"Few-shot overall accuracy (%, mean ± std over seeds; full report: [{link}]({link})).",
            ""]
-    for scene in _scene_order(table):
+    for scene in scene_order(table):
         cells = table[scene]
         shots = sorted({k for m in cells.values() for k in m})
         out += [f"**{scene}**", "",
                 "| method | " + " | ".join(f"{k}-shot" for k in shots) + " |",
                 "|---|" + "---|" * len(shots)]
-        for m in _method_order(cells):
+        for m in method_order(cells):
             row = [_fmt(*cells[m][k].stat("oa"), 1, False) if k in cells[m] else "–"
                    for k in shots]
             out.append(f"| {m} | " + " | ".join(row) + " |")
@@ -367,125 +295,6 @@ def replace_readme_block(readme: str | Path, text: str, begin: str = README_BEGI
 
 
 # ----------------------------------------------------------------------------------------------
-# Figures
-
-
-def plot_oa(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """OA against shots (mean ± std over seeds), one line per method, one panel per scene.
-
-    Args:
-        records: Result records.
-        path: PNG to write.
-
-    Returns:
-        The path.
-    """
-    from matplotlib.figure import Figure
-
-    table = summarise(records)
-    scenes = _scene_order(table)
-    if not scenes:
-        raise ValueError("No results to plot: run the benchmark first (benchmarks/fewshot.py).")
-    ncols = min(2, len(scenes))
-    nrows = math.ceil(len(scenes) / ncols)
-    fig = Figure(figsize=(6.0 * ncols, 4.2 * nrows + 0.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    handles: dict[str, Any] = {}
-    for ax, scene in zip(axes, scenes):
-        cells = table[scene]
-        for m in _method_order(cells):
-            ks = sorted(cells[m])
-            stats = [cells[m][k].stat("oa") for k in ks]
-            style = "-" if (m in METHODS and METHODS[m].family == "s2former") else "--"
-            h = ax.errorbar(ks, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o",
-                            linestyle=style, capsize=3, label=m,
-                            linewidth=2.5 if m == FULL_METHOD else 1.3)
-            handles.setdefault(m, h)
-        all_k = sorted({k for c in cells.values() for k in c})
-        ax.set_xticks(all_k)
-        ax.set_xlabel("labelled pixels per class")
-        ax.set_ylabel("OA (%)")
-        ax.set_title(scene, fontsize=10)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(scenes):]:
-        ax.set_visible(False)
-    names = _method_order(handles)
-    fig.legend([handles[m] for m in names], names, loc="outside lower center",
-               ncols=min(len(names), 3 * ncols), fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def _palette(record: dict[str, Any], K: int) -> np.ndarray:
-    from hsizoo.io.colors import UNCLASSIFIED_COLOR, default_palette
-
-    colors = record.get("scene_info", {}).get("class_colors") or default_palette(K)
-    colors = [tuple(int(v) for v in c) for c in colors][:K]
-    colors += default_palette(K)[len(colors):]
-    return np.array([UNCLASSIFIED_COLOR, *colors], dtype=float) / 255.0
-
-
-def plot_maps(records: Sequence[dict[str, Any]], scene: str, path: str | Path, seed: int = 0
-              ) -> Path | None:
-    """Class maps of every method on one scene and seed beside the reference labels.
-
-    One row per shot count with saved maps; the first column is the reference, then one column
-    per method (titled with its OA); black is unlabelled / not classified.
-
-    Args:
-        records: Result records (with ``map_file`` for that seed).
-        scene: The scene spec.
-        path: PNG to write.
-        seed: The seed whose maps were saved.
-
-    Returns:
-        The path, or None when no map of that scene and seed was saved.
-    """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-
-    recs = [r for r in records if r["scene"] == scene and r["seed"] == seed and r.get("map_file")]
-    recs = [r for r in recs if (Path(r["_path"]).parent / r["map_file"]).is_file()]
-    if not recs:
-        return None
-    shots = sorted({r["shots"] for r in recs})
-    methods = _method_order({r["method"] for r in recs})
-    K = int(recs[0]["scene_info"]["num_classes"])
-    cmap = ListedColormap(_palette(recs[0], K))
-    first = np.load(Path(recs[0]["_path"]).parent / recs[0]["map_file"])
-    h, w = first["reference"].shape
-    side = 2.4
-    fig = Figure(figsize=(side * (len(methods) + 1), side * h / w * len(shots) + 0.6),
-                 layout="constrained")
-    axes = fig.subplots(len(shots), len(methods) + 1, squeeze=False)
-    by_key = {(r["shots"], r["method"]): r for r in recs}
-    for i, k in enumerate(shots):
-        ax = axes[i, 0]
-        ax.imshow(first["reference"], cmap=cmap, vmin=0, vmax=K, interpolation="nearest")
-        ax.set_title("reference" if i == 0 else "", fontsize=8)
-        ax.set_ylabel(f"{k} shot{'s' * (k != 1)}", fontsize=9)
-        for j, m in enumerate(methods, start=1):
-            ax = axes[i, j]
-            r = by_key.get((k, m))
-            if r is None:
-                ax.set_visible(False)
-                continue
-            with np.load(Path(r["_path"]).parent / r["map_file"]) as z:
-                ax.imshow(z["class_map"], cmap=cmap, vmin=0, vmax=K, interpolation="nearest")
-            ax.set_title(f"{m}\nOA {100 * r['oa']:.1f} %", fontsize=7)
-        for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"{scene}, seed {seed}", fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
-
-
-# ----------------------------------------------------------------------------------------------
 # Everything
 
 
@@ -522,7 +331,7 @@ def make_report(results_dir: str | Path = "benchmarks/results/fewshot",
     md.write_text(markdown_report(records, source).rstrip() + "\n", encoding="utf-8")
     written.append(md)
     written.append(plot_oa(records, out / "fewshot_oa.png"))
-    for scene in _scene_order({r["scene"] for r in records}):
+    for scene in scene_order({r["scene"] for r in records}):
         p = plot_maps(records, scene, out / f"fewshot_maps_{scene_slug(scene)}.png", map_seed)
         if p is not None:
             written.append(p)

@@ -237,7 +237,7 @@ def _build_parser(selected: str | None) -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from hsizoo.io.atomic import OutputError
-    from hsizoo.hub.load import CheckpointError
+    from hsizoo.hub.verify import CheckpointError
 
     # OutputError: an output location refused, or a write that failed (a full disk); its
     # message says what to do.

@@ -57,9 +57,10 @@ def _demo_scene(data: str, root: str | None, size: int, seed: int) -> Any:
         return scene
     if data == "indian_pines":
         from hsizoo.data.download import load_dataset
+        from hsizoo.data.layouts import data_dir
 
         if root is None:
-            shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
+            shared = data_dir()
             root = str(shared) if (shared / "Indian_pines_corrected.mat").exists() else None
         return load_dataset("indian_pines", root=root, progress=False)
     raise ValueError(f"Unknown demo data {data!r}; use 'simulated' or 'indian_pines'.")

@@ -5,7 +5,7 @@ from typing import Any
 
 from hsizoo.cli import Command
 from hsizoo.hub.download import SOURCES, Downloaded, download_pretrained
-from hsizoo.hub.load import WEIGHTS_NAME
+from hsizoo.hub.verify import WEIGHTS_NAME
 
 __all__ = ["DOWNLOAD_COMMAND", "describe"]
 

@@ -29,23 +29,31 @@ Sensor bands in the library's removed water-vapour ranges (1350-1460 and 1790-19
 linear interpolations across those gaps, and bands beyond the library's 400-2450 nm range are
 flat extrapolations of its end values: plausible numbers, not measurements. No atmosphere is
 simulated (the cube is surface reflectance).
+
+The parts live in modules of one job each: :mod:`hsizoo.data.spectral_library` (reading the
+library), :mod:`hsizoo.data.layouts` (class layouts) and :mod:`hsizoo.data.materials` (the
+endmembers of every class); this module resamples them to the sensor's bands and assembles the
+scene (within-class variability, mixed pixels, illumination, noise).
 """
 from __future__ import annotations
 
-import csv
-import importlib.util
-import os
-import re
-from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from hsizoo.data.layouts import LAYOUTS, _as_layout, data_dir, load_layout, make_layout
+from hsizoo.data.materials import _ClassMix, _Materials, _recipe_for
+from hsizoo.data.spectral_library import (
+    SpectralLibrary,
+    load_spectral_library,
+    read_envi_library,
+)
 from hsizoo.io.scene import Scene
 from hsizoo.spectral.sensors import get_sensor
 
+# The library, layout and loading names are defined in their own modules and kept importable
+# from here, where they were public first.
 __all__ = [
     "LAYOUTS",
     "SpectralLibrary",
@@ -57,143 +65,6 @@ __all__ = [
     "resample_spectra",
     "simulate_scene",
 ]
-
-# --------------------------------------------------------------------------------------------
-# The spectral library
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpectralLibrary:
-    """A reflectance spectral library.
-
-    Attributes:
-        wavelengths: (L,) sample wavelengths in nm, strictly increasing (with gaps where the
-            water-vapour bands were removed).
-        spectra: (N, L) float32 reflectance (0-1), read-only.
-        names: N spectrum names, in row order.
-        metadata: Column name -> (N,) array of strings, from the library's CSV (for earthlib:
-            LEVEL_1 pervious/impervious, LEVEL_2 bare/vegetation/npv/built/burned, LEVEL_3 cover
-            type such as soil, canopy, road, asphalt, LEVEL_4 measured/simulated, SOURCE, ...).
-        path: The binary file the spectra were read from.
-    """
-
-    wavelengths: np.ndarray
-    spectra: np.ndarray
-    names: tuple[str, ...]
-    metadata: dict[str, np.ndarray] = field(repr=False)
-    path: str = ""
-
-    def __len__(self) -> int:
-        return int(self.spectra.shape[0])
-
-    def where(self, **columns: str | Sequence[str]) -> np.ndarray:
-        """Row indices whose metadata match, e.g. ``lib.where(LEVEL_3=["soil", "dirt"])``.
-
-        Args:
-            **columns: Column name -> accepted value or values (case-insensitive).
-
-        Returns:
-            Sorted int64 row indices.
-        """
-        keep = np.ones(len(self), dtype=bool)
-        for col, values in columns.items():
-            if col not in self.metadata:
-                raise KeyError(f"No metadata column {col!r}; columns: {sorted(self.metadata)}.")
-            vals = [values] if isinstance(values, str) else list(values)
-            keep &= np.isin(np.char.lower(self.metadata[col].astype(str)),
-                            [v.lower() for v in vals])
-        return np.flatnonzero(keep)
-
-
-_ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8",
-                15: "u8"}
-
-
-def _read_envi_header(path: Path) -> dict[str, str]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not text.lstrip().startswith("ENVI"):
-        raise ValueError(f"{path} is not an ENVI header (it must start with 'ENVI').")
-    fields: dict[str, str] = {}
-    # Values are either one line, or a {...} list that may span lines.
-    for m in re.finditer(r"^\s*([^=\n{}]+?)\s*=\s*(\{.*?\}|[^\n]*)", text, re.M | re.S):
-        fields[m.group(1).strip().lower()] = m.group(2).strip()
-    return fields
-
-
-def _envi_list(value: str) -> list[str]:
-    return [v.strip() for v in value.strip().strip("{}").split(",") if v.strip()]
-
-
-def _earthlib_data_dir() -> Path:
-    # find_spec locates the package without importing it (earthlib's __init__ pulls in more).
-    spec = importlib.util.find_spec("earthlib")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "The earthlib package (the spectral library of simulated scenes) is not installed; "
-            "install it with `pip install earthlib`.")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
-
-
-def read_envi_library(sli: Path, csv_path: Path | None = None) -> SpectralLibrary:
-    """Read an ENVI spectral library (``.sli`` + ``.sli.hdr``) with numpy, and its CSV metadata.
-
-    Args:
-        sli: Path of the binary ``.sli`` file; the header is ``<sli>.hdr``.
-        csv_path: Optional CSV with a NAME column and one row per spectrum.
-
-    Returns:
-        The library, rows in the order of the binary file.
-    """
-    hdr = _read_envi_header(Path(str(sli) + ".hdr"))
-    samples, lines = int(hdr["samples"]), int(hdr["lines"])
-    if int(hdr.get("bands", "1")) != 1:
-        raise ValueError(f"{sli}: an ENVI spectral library has bands = 1; got {hdr['bands']}.")
-    code = int(hdr["data type"])
-    if code not in _ENVI_DTYPES:
-        raise ValueError(f"{sli}: unsupported ENVI data type {code}.")
-    dtype = np.dtype(_ENVI_DTYPES[code]).newbyteorder(">" if hdr.get("byte order") == "1" else "<")
-    data = np.fromfile(sli, dtype=dtype, count=samples * lines,
-                       offset=int(hdr.get("header offset", "0")))
-    if data.size != samples * lines:
-        raise ValueError(f"{sli} holds {data.size} values; its header promises {samples * lines}.")
-    spectra = data.reshape(lines, samples).astype(np.float32)
-    wl = np.asarray([float(v) for v in _envi_list(hdr["wavelength"])], dtype=np.float64)
-    units = hdr.get("wavelength units", "").lower()
-    if units.startswith("micro") or units in ("um", "µm") or (not units and wl.max() < 30):
-        wl = wl * 1000.0
-    names = tuple(_envi_list(hdr.get("spectra names", ""))) or tuple(str(i) for i in range(lines))
-    metadata: dict[str, np.ndarray] = {}
-    if csv_path is not None:
-        with open(csv_path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        # Rows are matched by position: names are not unique in earthlib (ash, charbark, ...)
-        # and one differs in spelling between its header and CSV (burncham / burnedcham).
-        agree = sum(r.get("NAME") == n for r, n in zip(rows, names))
-        if len(rows) != lines or agree < 0.99 * lines:
-            raise ValueError(
-                f"{csv_path} does not describe {sli} row by row ({len(rows)} rows for {lines} "
-                f"spectra, {agree} names in agreement).")
-        for col in rows[0]:
-            metadata[col] = np.asarray([r[col] for r in rows])
-    spectra.setflags(write=False)
-    wl.setflags(write=False)
-    return SpectralLibrary(wavelengths=wl, spectra=spectra, names=names, metadata=metadata,
-                           path=str(sli))
-
-
-@lru_cache(maxsize=1)
-def load_spectral_library() -> SpectralLibrary:
-    """The earthlib spectral library (7,261 spectra, 400-2450 nm at 10 nm), read once and cached.
-
-    Returns:
-        The library; its arrays are read-only and shared between calls.
-
-    Raises:
-        ModuleNotFoundError: earthlib is not installed.
-    """
-    data = _earthlib_data_dir()
-    return read_envi_library(data / "spectra.sli", data / "spectra.csv")
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,307 +137,6 @@ def _coverage(lib_wl: np.ndarray, band_wl: np.ndarray) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------------------------
-# Layouts
-# --------------------------------------------------------------------------------------------
-
-#: Real label maps known to :func:`load_layout`: file name, array key and class names.
-LAYOUTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "indian_pines": ("Indian_pines_gt.mat", "indian_pines_gt", (
-        "Alfalfa", "Corn-notill", "Corn-mintill", "Corn", "Grass-pasture", "Grass-trees",
-        "Grass-pasture-mowed", "Hay-windrowed", "Oats", "Soybean-notill", "Soybean-mintill",
-        "Soybean-clean", "Wheat", "Woods", "Buildings-Grass-Trees-Drives",
-        "Stone-Steel-Towers")),
-    "pavia_university": ("pavia_university_gt.npz", "gt", (
-        "Asphalt", "Meadows", "Gravel", "Trees", "Painted metal sheets", "Bare Soil", "Bitumen",
-        "Self-Blocking Bricks", "Shadows")),
-    "salinas": ("salinas_gt.npz", "gt", (
-        "Brocoli_green_weeds_1", "Brocoli_green_weeds_2", "Fallow", "Fallow_rough_plow",
-        "Fallow_smooth", "Stubble", "Celery", "Grapes_untrained", "Soil_vinyard_develop",
-        "Corn_senesced_green_weeds", "Lettuce_romaine_4wk", "Lettuce_romaine_5wk",
-        "Lettuce_romaine_6wk", "Lettuce_romaine_7wk", "Vinyard_untrained",
-        "Vinyard_vertical_trellis")),
-    "ksc": ("ksc_gt.npz", "gt", (
-        "Scrub", "Willow swamp", "Cabbage palm hammock", "Cabbage palm/oak hammock",
-        "Slash pine", "Oak/broadleaf hammock", "Hardwood swamp", "Graminoid marsh",
-        "Spartina marsh", "Cattail marsh", "Salt marsh", "Mud flats", "Water")),
-}
-
-
-def data_dir() -> Path:
-    """Folder of the benchmark data: ``$HSIZOO_DATA_DIR``, else ``../shared/data/hsi`` next to
-    the source checkout."""
-    env = os.environ.get("HSIZOO_DATA_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
-
-
-def load_layout(name: str) -> np.ndarray:
-    """The real ground-truth label map of a benchmark scene, as a layout for simulation.
-
-    Args:
-        name: One of ``LAYOUTS`` ("indian_pines", "pavia_university", "salinas", "ksc"),
-            case-insensitive.
-
-    Returns:
-        (H, W) int64 label map, 0 = unlabelled.
-
-    Raises:
-        ValueError: unknown name.
-        FileNotFoundError: the file is not in :func:`data_dir`.
-    """
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    if key not in LAYOUTS:
-        raise ValueError(f"Unknown layout {name!r}; known layouts: {', '.join(LAYOUTS)}. Or pass "
-                         "an (H, W) label map, or an (H, W) shape to generate one.")
-    fname, var, _ = LAYOUTS[key]
-    path = data_dir() / fname
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Layout {key!r} needs {path}, which does not exist. Put the file there or point "
-            "HSIZOO_DATA_DIR at the folder that holds it.")
-    if path.suffix == ".mat":
-        from scipy.io import loadmat
-
-        mat = loadmat(path)
-        if var not in mat:
-            raise KeyError(f"{path} has no variable {var!r}; it has "
-                           f"{[k for k in mat if not k.startswith('__')]}.")
-        gt = mat[var]
-    else:
-        with np.load(path) as z:
-            gt = z[var]
-    return np.asarray(gt).astype(np.int64)
-
-
-def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed: int = 0,
-                kind: str = "voronoi", *, background: float = 0.15) -> np.ndarray:
-    """Generate a class layout.
-
-    Args:
-        shape: (H, W) in pixels.
-        num_classes: Number of classes K; every class 1..K occurs.
-        seed: Seed of ``numpy.random.default_rng``.
-        kind: "voronoi" (irregular regions around random sites) or "fields" (rectangular
-            fields in strips, separated by unlabelled tracks, like an agricultural scene).
-        background: Fraction of regions left unlabelled (0).
-
-    Returns:
-        (H, W) int64 label map, 0 = unlabelled, 1..K classes.
-
-    Raises:
-        ValueError: bad shape, class count or kind, or a shape too small for K classes.
-    """
-    h, w = _check_shape(shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}.")
-    if not 0.0 <= background < 1.0:
-        raise ValueError(f"background must be a fraction in [0, 1); got {background}.")
-    rng = np.random.default_rng(seed)
-    if kind == "voronoi":
-        return _voronoi_layout(h, w, int(num_classes), rng, background)
-    if kind == "fields":
-        return _fields_layout(h, w, int(num_classes), rng, background)
-    raise ValueError(f"Unknown layout kind {kind!r}; use 'voronoi' or 'fields'.")
-
-
-def _check_shape(shape: object) -> tuple[int, int]:
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                       for v in shape) or min(shape) < 1):
-        raise ValueError(f"A layout shape is (H, W), two positive integers; got {shape!r}.")
-    return int(shape[0]), int(shape[1])
-
-
-def _region_classes(n: int, k: int, rng: np.random.Generator, background: float) -> np.ndarray:
-    # The first k regions get every class once, so all classes occur; the rest are random.
-    extra = np.where(rng.random(n - k) < background, 0, rng.integers(1, k + 1, n - k))
-    if background > 0 and extra.size and not np.any(extra == 0):
-        extra[0] = 0  # some unlabelled background, as the docstring promises
-    return rng.permutation(np.concatenate([rng.permutation(np.arange(1, k + 1)), extra]))
-
-
-def _voronoi_layout(h: int, w: int, k: int, rng: np.random.Generator,
-                    background: float) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
-    n = max(2 * k + 2, (h * w) // 600)
-    if h * w < 4 * n:
-        raise ValueError(f"A {h} x {w} layout is too small for {k} classes; use a larger shape.")
-    sites = rng.random((n, 2)) * (h, w)
-    rr, cc = np.mgrid[0:h, 0:w]
-    _, nearest = cKDTree(sites).query(np.stack([rr.ravel() + 0.5, cc.ravel() + 0.5], axis=1))
-    return _region_classes(n, k, rng, background)[nearest].reshape(h, w).astype(np.int64)
-
-
-def _cuts(length: int, lo: int, hi: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-    spans, start = [], 0
-    while start < length:
-        size = int(rng.integers(lo, hi + 1))
-        if length - (start + size) < lo:  # no sliver at the end
-            size = length - start
-        spans.append((start, start + size))
-        start += size
-    return spans
-
-
-def _fields_layout(h: int, w: int, k: int, rng: np.random.Generator,
-                   background: float) -> np.ndarray:
-    for scale in (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12):
-        lo_r, lo_c = max(3, int(h * scale / 6)), max(3, int(w * scale / 6))
-        strips = _cuts(h, lo_r, max(lo_r, int(h * scale / 3)), rng)
-        fields = [(r, c) for r in strips for c in _cuts(w, lo_c, max(lo_c, int(w * scale / 3)),
-                                                        rng)]
-        if len(fields) >= k + 1:
-            break
-    else:
-        raise ValueError(f"A {h} x {w} layout is too small for {k} rectangular fields; use a "
-                         "larger shape or kind='voronoi'.")
-    out = np.zeros((h, w), dtype=np.int64)
-    classes = _region_classes(len(fields), k, rng, background)
-    for ((r0, r1), (c0, c1)), cls in zip(fields, classes):
-        # Unlabelled tracks (1-2 pixels) between fields, as between real fields.
-        tr, tc = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-        out[r0:max(r0 + 1, r1 - tr), c0:max(c0 + 1, c1 - tc)] = cls
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Materials
-# --------------------------------------------------------------------------------------------
-
-# Material groups by earthlib LEVEL_3 cover type.
-_GROUPS: dict[str, tuple[str, ...]] = {
-    "vegetation": ("canopy",),
-    "soil": ("soil", "dirt", "sand"),
-    "npv": ("litter", "npv", "bark", "wood"),
-    "built_dark": ("asphalt", "road", "parking_lot", "comp_shingle", "concrete_tile"),
-    "built_bright": ("sidewalk", "driveway", "paint", "metal", "tile", "bridge", "manhole",
-                     "gravel", "wood_shingle", "other"),
-    "char": ("char",),
-}
-
-# Recipes (slot groups, Dirichlet concentration of the proportions, brightness gain). The first
-# slot dominates; the others give the realistic confusion (soil under crops, weeds in fallow).
-_RECIPES: dict[str, tuple[tuple[str, ...], tuple[float, ...], float]] = {
-    "crop": (("vegetation", "soil", "npv"), (6.0, 2.5, 1.0), 1.0),
-    "grass": (("vegetation", "vegetation", "soil"), (6.0, 3.0, 1.0), 1.0),
-    "trees": (("vegetation", "npv"), (8.0, 1.5), 1.0),
-    "soil": (("soil", "npv", "vegetation"), (8.0, 1.5, 1.0), 1.0),
-    "senescent": (("npv", "vegetation", "soil"), (5.0, 2.5, 2.0), 1.0),
-    "dark_urban": (("built_dark", "built_dark", "soil"), (6.0, 2.0, 1.0), 1.0),
-    "bright_urban": (("built_bright", "built_dark"), (8.0, 1.5), 1.0),
-    "shadow": (("built_dark", "vegetation"), (4.0, 2.0), 0.22),
-    "water": (("water",), (1.0,), 1.0),
-    "marsh": (("vegetation", "water", "soil"), (5.0, 2.0, 1.5), 1.0),
-    "background": (("soil", "vegetation", "npv"), (3.0, 3.0, 1.5), 1.0),
-}
-# Recipes of unnamed classes, in turn (vegetation-heavy, as most benchmark scenes are).
-_PALETTE = ("crop", "grass", "soil", "trees", "dark_urban", "crop", "senescent", "bright_urban",
-            "grass", "crop", "soil", "trees")
-# Class-name keywords -> recipe, first match wins.
-_KEYWORDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("shadow",), "shadow"),
-    (("water",), "water"),
-    (("marsh", "swamp"), "marsh"),
-    (("asphalt", "bitumen", "road", "drive", "parking"), "dark_urban"),
-    (("brick", "metal", "sheet", "roof", "tile", "building", "tower", "steel", "concrete",
-      "gravel", "urban"), "bright_urban"),
-    (("stubble", "senesced", "litter", "hay", "npv"), "senescent"),
-    (("soil", "fallow", "mud", "bare", "plow", "sand"), "soil"),
-    (("tree", "wood", "pine", "hammock", "forest", "scrub"), "trees"),
-    (("grass", "meadow", "pasture", "lawn"), "grass"),
-)
-_VARIANTS = 4  # similar spectra per slot (within-class endmember variability)
-
-
-def _recipe_for(name: str | None, index: int) -> str:
-    if name is not None:
-        low = name.lower()
-        for words, recipe in _KEYWORDS:
-            if any(wd in low for wd in words):
-                return recipe
-        if not re.fullmatch(r"class_?\d+", low):
-            return "crop"  # a named crop or plant
-    return _PALETTE[index % len(_PALETTE)]
-
-
-def _water_spectra(wl: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Synthetic inland-water reflectance (the library has none): a low, green-peaked visible
-    reflectance that vanishes in the near infrared, with turbidity varying between variants."""
-    out = []
-    for _ in range(n):
-        turbid = rng.uniform(0.5, 1.5)
-        vis = 0.015 + 0.035 * turbid * np.exp(-0.5 * ((wl - 560.0) / 70.0) ** 2)
-        nir = np.exp(-np.clip(wl - 700.0, 0, None) / (40.0 + 30.0 * turbid))
-        out.append(vis * nir + 0.002)
-    return np.asarray(out, dtype=np.float32)
-
-
-@dataclass
-class _ClassMix:
-    slots: list[np.ndarray]  # rows of the endmember table, one array of variants per slot
-    proportions: np.ndarray  # (S,) mean slot proportions
-    gain: float
-    recipe: str
-    ids: list[str]
-
-
-class _Materials:
-    """Endmember table of one simulation and the material mix of every class."""
-
-    def __init__(self, lib: SpectralLibrary, rng: np.random.Generator) -> None:
-        self.lib, self.rng = lib, rng
-        self.rows: list[np.ndarray] = []  # library-wavelength spectra of the table
-        self.ids: list[str] = []
-        level3 = np.char.lower(lib.metadata["LEVEL_3"].astype(str))
-        self.group_rows = {g: np.flatnonzero(np.isin(level3, v)) for g, v in _GROUPS.items()}
-        self.chosen: dict[str, list[int]] = {g: [] for g in _GROUPS}
-
-    def _add(self, spectra: np.ndarray, ids: list[str]) -> np.ndarray:
-        start = len(self.rows)
-        self.rows.extend(spectra)
-        self.ids.extend(ids)
-        return np.arange(start, len(self.rows))
-
-    def _pick(self, group: str) -> np.ndarray:
-        if group == "water":
-            return self._add(_water_spectra(self.lib.wavelengths, self.rng, _VARIANTS),
-                             ["synthetic:water"] * _VARIANTS)
-        rows = self.group_rows[group]
-        spectra = self.lib.spectra[rows]
-        # Of a few random candidates, take the one farthest from the spectra this group already
-        # gave other classes: classes of one cover type stay distinct yet alike.
-        cands = self.rng.choice(rows.size, size=min(6, rows.size), replace=False)
-        if self.chosen[group]:
-            prev = self.lib.spectra[self.chosen[group]]
-            d = ((spectra[cands, None, :] - prev[None]) ** 2).sum(-1).min(1)
-            base = int(cands[np.argmax(d)])
-        else:
-            base = int(cands[0])
-        self.chosen[group].append(int(rows[base]))
-        # Variants: the base and its nearest neighbours within the group.
-        d = ((spectra - spectra[base]) ** 2).sum(1)
-        near = np.argsort(d, kind="stable")[:_VARIANTS]
-        return self._add(spectra[near], [self.lib.names[int(rows[i])] for i in near])
-
-    def mix(self, recipe: str) -> _ClassMix:
-        groups, conc, gain = _RECIPES[recipe]
-        # Classes use 1-3 of the recipe's slots; the dominant slot always.
-        n = int(self.rng.integers(1, len(groups) + 1)) if len(groups) > 1 else 1
-        n = max(n, min(2, len(groups)))  # at least two slots where the recipe has two
-        slots = [self._pick(g) for g in groups[:n]]
-        props = self.rng.dirichlet(np.asarray(conc[:n]) * 2.0)
-        props = np.sort(props)[::-1]  # the recipe's first slot dominates
-        ids = [self.ids[s[0]] for s in slots]
-        return _ClassMix(slots, props, gain * float(self.rng.uniform(0.9, 1.1)), recipe, ids)
-
-    def table(self) -> np.ndarray:
-        return np.asarray(self.rows, dtype=np.float64)
-
-
-# --------------------------------------------------------------------------------------------
 # Random fields and the scene
 # --------------------------------------------------------------------------------------------
 
@@ -584,25 +154,6 @@ def _smooth_fields(n: int, shape: tuple[int, int], scale: float, rng: np.random.
     f -= f.mean(axis=(1, 2), keepdims=True)
     f /= f.std(axis=(1, 2), keepdims=True) + 1e-12
     return f
-
-
-def _as_layout(layout: object, seed: int, num_classes: int) -> tuple[np.ndarray, str | None]:
-    if isinstance(layout, str):
-        return load_layout(layout), layout.strip().lower().replace("-", "_").replace(" ", "_")
-    if isinstance(layout, tuple):
-        return make_layout(_check_shape(layout), num_classes=num_classes, seed=seed), None
-    arr = np.asarray(layout)
-    if arr.ndim != 2:
-        raise ValueError(f"layout must be an (H, W) label map, a layout name or an (H, W) shape "
-                         f"tuple; got an array of shape {arr.shape}.")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"A layout label map must hold integer class ids (0 = unlabelled); got "
-                         f"dtype {arr.dtype}.")
-    if arr.size == 0 or arr.min() < 0:
-        raise ValueError("A layout label map must be non-empty with ids >= 0 (0 = unlabelled).")
-    if not np.any(arr > 0):
-        raise ValueError("The layout has no labelled pixel (all 0); give at least one class.")
-    return arr.astype(np.int64), None
 
 
 def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),

@@ -23,19 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hsizoo.hub.load import (
+from hsizoo.hub.fetch import split_hub_id, try_hub
+from hsizoo.hub.load import not_found_help
+from hsizoo.hub.shipped import try_shipped
+from hsizoo.hub.verify import (
     CARD_NAME,
     CONFIG_NAME,
     WEIGHTS_NAME,
     CheckpointError,
     CheckpointNotFoundError,
-    _check_candidate,
-    _help,
-    _Rejected,
-    _split_hub_id,
-    _try_hub,
+    Rejected,
+    check_candidate,
 )
-from hsizoo.hub.shipped import try_shipped
 
 __all__ = ["Downloaded", "download_pretrained", "pretrained_cfg_for"]
 
@@ -81,7 +80,7 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
     if name.startswith("hf-hub:"):
         name = name[len("hf-hub:"):]
     if "/" in name:
-        hub_id, rev = _split_hub_id(name, None)
+        hub_id, rev = split_hub_id(name, None)
         return dict(hf_hub_id=hub_id, hf_hub_revision=rev, architecture=None, tag=None)
     arch, tag = split_model_name_tag(name)
     published = ", ".join(list_pretrained()) or "none"
@@ -101,13 +100,13 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
 
 def _hub_files(hub_id: str, revision: str | None, expected: str | None) -> tuple[Path, str]:
     """Weights, config.json and card of a repository into the Hugging Face cache, verified."""
-    path, why = _try_hub(hub_id, revision)
+    path, why = try_hub(hub_id, revision)
     if path is None:
         raise CheckpointNotFoundError(f"Could not download {hub_id}: {why}.\n"
-                                      f"{_help(hub_id, hub_id)}")
+                                      f"{not_found_help(hub_id, hub_id)}")
     try:
-        sha, cfg = _check_candidate(path, expected)
-    except _Rejected as e:
+        sha, cfg = check_candidate(path, expected)
+    except Rejected as e:
         raise CheckpointError(f"Downloaded {hub_id} refused: {e}") from None
     from huggingface_hub import hf_hub_download
 
@@ -175,8 +174,8 @@ def download_pretrained(name: str, to: str | os.PathLike[str] | None = None, *,
 
     target = _write_copy(src, Path(to).expanduser() / hub_id.rsplit("/", 1)[-1], overwrite)
     try:
-        sha, _ = _check_candidate(target / WEIGHTS_NAME, expected)
-    except _Rejected as e:
+        sha, _ = check_candidate(target / WEIGHTS_NAME, expected)
+    except Rejected as e:
         raise CheckpointError(f"The copy in {target} failed verification: {e}") from None
     return Downloaded(name, hub_id, target, sha, got_from)
 

@@ -1,4 +1,4 @@
-"""Pretrained weights: offline-first lookup, sha256 verification and safetensors loading.
+"""Pretrained weights: offline-first lookup of a verified checkpoint and safetensors loading.
 
 A checkpoint is a folder whose content is exactly a Hugging Face Hub model repository
 (DESIGN.md, "Weights and the Hub")::
@@ -22,13 +22,13 @@ them. Loading is offline-first. For a pretrained config (timm's ``pretrained_cfg
    honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE``, ``HF_HOME`` / ``HF_HUB_CACHE`` as users expect
    (``hsizoo download NAME`` fills that cache).
 
-Every candidate is checked against the sha256 pinned in the pretrained config and the sha256
-recorded in the ``config.json`` beside it. When nothing works, :class:`CheckpointError` names
-every place tried and why it failed.
+Every candidate is checked by :mod:`hsizoo.hub.verify` against the sha256 pinned in the
+pretrained config and the sha256 recorded in the ``config.json`` beside it; the Hugging Face
+cache and Hub part is :mod:`hsizoo.hub.fetch`. When nothing works,
+:class:`hsizoo.hub.verify.CheckpointError` names every place tried and why it failed.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -38,15 +38,21 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from hsizoo.io.atomic import file_sha256
+from hsizoo.hub.fetch import BROKE_OFF, evict_from_cache, hub_recorded_sha, split_hub_id, try_hub
+from hsizoo.hub.shipped import shipped_folder, try_shipped
+from hsizoo.hub.verify import (
+    WEIGHTS_NAME,
+    CheckpointError,
+    CheckpointNotFoundError,
+    Rejected,
+    check_candidate,
+    read_config,
+    refuse_pickle,
+)
 
 __all__ = [
-    "CheckpointError",
-    "CheckpointNotFoundError",
-    "WEIGHTS_NAME",
-    "CONFIG_NAME",
-    "CARD_NAME",
     "MIRROR_ENV",
+    "not_found_help",
     "ResolvedCheckpoint",
     "resolve",
     "resolve_checkpoint",
@@ -57,12 +63,7 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
-CARD_NAME = "README.md"
 MIRROR_ENV = "HSIZOO_HUB_MIRROR"
-#: Extensions of pickle-based checkpoints, which hsizoo refuses to load (arbitrary code execution).
-PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar")
 
 _HELP = (
     "What to do: pass checkpoint_path=<folder or model.safetensors> (CLI: the folder as --model "
@@ -73,8 +74,16 @@ _HELP = (
 )
 
 
-def _help(name: str, hub_id: str | None) -> str:
-    """What to do when no copy was found, with the exact commands for this checkpoint."""
+def not_found_help(name: str, hub_id: str | None) -> str:
+    """What to do when no copy was found, with the exact commands for this checkpoint.
+
+    Args:
+        name: The checkpoint's name (``arch.tag``), or its Hub repository.
+        hub_id: ``org/name`` of its Hub repository, or None.
+
+    Returns:
+        A paragraph for the end of the error message.
+    """
     if not hub_id:
         return _HELP
     from huggingface_hub import constants
@@ -87,14 +96,6 @@ def _help(name: str, hub_id: str | None) -> str:
         f"fill the Hugging Face cache ({constants.HF_HUB_CACHE}) from {constants.ENDPOINT} "
         f"(repository {hub_id}; HF_ENDPOINT selects another Hub, HF_HUB_OFFLINE=1 forbids the "
         "network).")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be found, verified or loaded; the message says what was tried."""
-
-
-class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """No place named by the pretrained config holds the checkpoint."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,14 +122,6 @@ class ResolvedCheckpoint:
     tried: list[str] = field(default_factory=list)
 
 
-class _Rejected(Exception):
-    """A candidate file exists but is unusable (checksum, corrupt, pickle)."""
-
-    def __init__(self, reason: str, checksum: bool = False) -> None:
-        super().__init__(reason)
-        self.checksum = checksum
-
-
 def mirror_folders() -> list[Path]:
     """Local mirror folders of Hub repositories, in the order they are searched.
 
@@ -141,33 +134,6 @@ def mirror_folders() -> list[Path]:
     return [Path(p).expanduser() for p in os.environ.get(MIRROR_ENV, "").split(os.pathsep) if p]
 
 
-def _split_hub_id(hub_id: str, revision: str | None) -> tuple[str, str | None]:
-    # timm's "hf-hub:org/name@revision" puts the revision into hf_hub_id.
-    if "@" in hub_id:
-        hub_id, _, rev = hub_id.partition("@")
-        revision = revision or rev or None
-    return hub_id, revision
-
-
-def _hub_recorded_sha(hub_id: str, revision: str | None) -> str | None:
-    """sha256 in the Hub repository's config.json when it is in the cache (no network).
-
-    ``timm.create_model("hf-hub:...")`` downloads that config.json first and carries no pinned
-    sha256: this one stands in for the pin, so that a shipped copy is used only if it is the
-    version the Hub holds.
-    """
-    from huggingface_hub import try_to_load_from_cache
-
-    hit = try_to_load_from_cache(hub_id, CONFIG_NAME, revision=revision)
-    if not isinstance(hit, str):
-        return None
-    try:
-        sha = json.loads(Path(hit).read_text(encoding="utf-8")).get("sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return sha.lower() if isinstance(sha, str) and sha else None
-
-
 def _mirror_candidates(hf_hub_id: str) -> list[Path]:
     out: list[Path] = []
     name = hf_hub_id.rsplit("/", 1)[-1]
@@ -175,160 +141,6 @@ def _mirror_candidates(hf_hub_id: str) -> list[Path]:
         for rel in dict.fromkeys((hf_hub_id, name)):  # dedupe when the id has no org part
             out.append(folder / rel / WEIGHTS_NAME)
     return out
-
-
-def _read_config(folder: Path) -> dict[str, Any]:
-    cfg_path = folder / CONFIG_NAME
-    if not cfg_path.is_file():
-        return {}
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise _Rejected(f"{cfg_path} is not valid JSON ({e})") from None
-    if not isinstance(cfg, dict):
-        raise _Rejected(f"{cfg_path} does not hold a JSON object")
-    return cfg
-
-
-def _refuse_pickle(path: Path) -> None:
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise CheckpointError(
-            f"Refusing to load {path}: '{path.suffix}' files are Python pickles, and unpickling "
-            "can run arbitrary code. hsizoo loads only safetensors. Convert it once, on a machine "
-            "and from a source you trust: state = torch.load(path, weights_only=True); "
-            "safetensors.torch.save_file(state, 'model.safetensors')."
-        )
-
-
-def _check_candidate(path: Path, expected_sha: str | None, config: dict[str, Any] | None = None
-                     ) -> tuple[str, dict[str, Any]]:
-    """Verify one candidate file; returns (sha256, config.json beside it) or raises _Rejected."""
-    if config is None:
-        config = _read_config(path.parent)
-    got = file_sha256(path, cache=True)  # verified on every load: hash each version once
-    for label, want in (("the pretrained config", expected_sha),
-                        (str(path.parent / CONFIG_NAME), config.get("sha256"))):
-        if want and want.lower() != got:
-            raise _Rejected(
-                f"checksum mismatch: expected {want.lower()} (from {label}), got {got} for {path}; "
-                "the file is corrupt or was tampered with; delete it and re-download it (Hub cache: "
-                "hf_hub_download(..., force_download=True)) or restore it from a trusted copy",
-                checksum=True,
-            )
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            f.keys()
-    except Exception as e:  # safetensors raises its own SafetensorError, or OSError
-        raise _Rejected(f"{path} is not a valid safetensors file ({e}); it is corrupt or "
-                        "truncated: delete it and fetch it again") from None
-    return got, config
-
-
-def _hsizoo_version() -> str:
-    """hsizoo's version, for the Hub's user agent and the config.json of a saved model."""
-    import sys
-
-    mod = sys.modules.get("hsizoo")
-    version = getattr(mod, "__version__", None)
-    if version:
-        return str(version)
-    try:
-        from importlib.metadata import version as dist_version
-
-        return dist_version("hsizoo")
-    except Exception:
-        return "unknown"
-
-
-def _try_hub(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
-    """Fetch model.safetensors (and config.json if present) through huggingface_hub.
-
-    Returns:
-        (path or None, reason it failed).
-    """
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub import errors as hf_errors
-
-    rev = revision or "main"
-    where = f"Hugging Face Hub {repo_id}@{rev} via {constants.ENDPOINT} (cache {constants.HF_HUB_CACHE})"
-    kw: dict[str, Any] = dict(revision=revision, library_name="hsizoo", library_version=_hsizoo_version())
-    try:
-        path = Path(hf_hub_download(repo_id, WEIGHTS_NAME, **kw))
-    except hf_errors.RepositoryNotFoundError:
-        return None, f"{where}: repository not found (or private/gated and no valid token)"
-    except hf_errors.RevisionNotFoundError:
-        return None, f"{where}: revision {rev!r} not found in the repository"
-    except hf_errors.RemoteEntryNotFoundError:
-        return None, f"{where}: the repository has no {WEIGHTS_NAME}"
-    except hf_errors.LocalEntryNotFoundError as e:
-        if constants.is_offline_mode():
-            return None, f"{where}: offline (HF_HUB_OFFLINE=1) and not in the cache"
-        return None, (f"{where}: not in the cache and the Hub could not be reached "
-                      f"({_first_line(e.__cause__ or e)})")
-    except (hf_errors.HfHubHTTPError, OSError, ValueError) as e:
-        return None, f"{where}: {type(e).__name__}: {_first_line(e)}"
-    except Exception as e:
-        if not _is_transport_error(e):
-            raise
-        # A connection dropped mid-body, refused or timed out, after huggingface_hub's own
-        # retries: the HTTP client's exception (httpx, requests) becomes one line of the error.
-        return None, (f"{where}: {_BROKE_OFF} while downloading {WEIGHTS_NAME} "
-                      f"({type(e).__name__}: {_first_line(e)}); check the network and retry (the "
-                      "partial download in the cache is resumed), or set HF_HUB_OFFLINE=1 and "
-                      "use a local copy")
-    # config.json carries the recorded sha256 and the provenance; a repository without one is
-    # still loadable (the pretrained config's sha256 is then the only check).
-    try:
-        hf_hub_download(repo_id, CONFIG_NAME, **kw)
-    except Exception as e:
-        if not (isinstance(e, (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError,
-                               OSError, ValueError)) or _is_transport_error(e)):
-            raise
-        _logger.debug("no %s for %s@%s: %s", CONFIG_NAME, repo_id, rev, _first_line(e))
-    return path, where
-
-
-_BROKE_OFF = "the connection broke off"
-
-
-def _is_transport_error(e: BaseException) -> bool:
-    """A network error of the HTTP client huggingface_hub uses (httpx, its fork, or requests)."""
-    root = type(e).__module__.split(".", 1)[0]
-    return isinstance(e, (ConnectionError, TimeoutError)) or root in (
-        "httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3", "h11")
-
-
-def _evict_from_cache(path: Path) -> str:
-    """Remove a refused download (and the config.json beside it) from the Hugging Face cache.
-
-    Otherwise huggingface_hub would answer every retry with the same bad file, even after the
-    server is healthy. Only files inside the cache are touched.
-
-    Returns:
-        A note for the error message.
-    """
-    from huggingface_hub import constants
-
-    cache = Path(constants.HF_HUB_CACHE).resolve()
-    removed = False
-    for link in (path, path.parent / CONFIG_NAME):
-        blob = link.resolve()
-        if cache in blob.parents and cache in link.absolute().parents:
-            for p in dict.fromkeys((link, blob)):
-                try:
-                    p.unlink(missing_ok=True)
-                    removed = True
-                except OSError as e:
-                    _logger.warning("could not remove %s from the cache: %s", p, e)
-    return ("; it was removed from the Hugging Face cache, so the next try downloads it again"
-            if removed else "")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def _cfg_name(cfg: Mapping[str, Any]) -> str:
@@ -357,7 +169,7 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
     if explicit:
         # An explicit path is the user's choice: never fall back to another copy behind their back.
         p = Path(explicit).expanduser()
-        _refuse_pickle(p)
+        refuse_pickle(p)
         target = p / WEIGHTS_NAME if p.is_dir() else p
         if not target.is_file():
             hint = f" (the folder has no {WEIGHTS_NAME})" if p.is_dir() else ""
@@ -367,8 +179,8 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
         if target.suffix != ".safetensors":
             raise CheckpointError(f"{target} is not a .safetensors file; hsizoo loads only safetensors.")
         try:
-            sha, cfg = _check_candidate(target, expected)
-        except _Rejected as e:
+            sha, cfg = check_candidate(target, expected)
+        except Rejected as e:
             raise CheckpointError(f"Checkpoint for {name} refused: {e}") from None
         return ResolvedCheckpoint(target, "file", sha, cfg, [f"explicit file {target}: ok"])
 
@@ -377,9 +189,9 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
     hub_id = pretrained_cfg.get("hf_hub_id") or None
     revision = pretrained_cfg.get("hf_hub_revision") or None
     if hub_id is not None:
-        hub_id, revision = _split_hub_id(hub_id, revision)
+        hub_id, revision = split_hub_id(hub_id, revision)
         if expected is None and pretrained_cfg.get("source") == "hf-hub":
-            expected = _hub_recorded_sha(hub_id, revision)
+            expected = hub_recorded_sha(hub_id, revision)
     if hub_id is None:
         tried.append("explicit file: none given (pretrained_cfg has no 'file')")
         tried.append("mirrors and Hub: the pretrained config names no hf_hub_id")
@@ -394,38 +206,36 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
             tried.append(f"mirror {cand}: not found")
             continue
         try:
-            sha, cfg = _check_candidate(cand, expected)
-        except _Rejected as e:
+            sha, cfg = check_candidate(cand, expected)
+        except Rejected as e:
             checksum_failed |= e.checksum
             tried.append(f"mirror {cand}: {e}")
             continue
         _logger.info("%s: loading %s from local mirror %s", name, hub_id, cand)
         return ResolvedCheckpoint(cand, "mirror", sha, cfg, tried)
 
-    from hsizoo.hub.shipped import try_shipped
-
     shipped = try_shipped(hub_id, expected, tried)
     if shipped is not None:
         _logger.info("%s: loading %s shipped with hsizoo, %s", name, hub_id, shipped[0])
         return ResolvedCheckpoint(shipped[0], "shipped", shipped[1], shipped[2], tried)
 
-    path, why = _try_hub(hub_id, revision)
+    path, why = try_hub(hub_id, revision)
     if path is None:
         tried.append(why)
     else:
         try:
-            sha, cfg = _check_candidate(path, expected)
-        except _Rejected as e:
+            sha, cfg = check_candidate(path, expected)
+        except Rejected as e:
             checksum_failed |= e.checksum
-            tried.append(f"{why}: {e}{_evict_from_cache(path)}")
+            tried.append(f"{why}: {e}{evict_from_cache(path)}")
         else:
             return ResolvedCheckpoint(path, "hub", sha, cfg, tried)
 
     cls = CheckpointError if checksum_failed else CheckpointNotFoundError
     head = ("refused" if checksum_failed else "could not be downloaded"
-            if _BROKE_OFF in tried[-1] else "not found")
+            if BROKE_OFF in tried[-1] else "not found")
     raise cls(f"Checkpoint for {name} ({hub_id}) {head}. Tried, in order:\n  - "
-              + "\n  - ".join(tried) + f"\n{_help(name, hub_id)}")
+              + "\n  - ".join(tried) + f"\n{not_found_help(name, hub_id)}")
 
 
 def resolve_checkpoint(pretrained_cfg: Mapping[str, Any]) -> Path:
@@ -464,20 +274,18 @@ def locate_checkpoint(pretrained_cfg: Mapping[str, Any]) -> str:
     hub_id = pretrained_cfg.get("hf_hub_id")
     if not hub_id:
         return "no weights (no file, no hf_hub_id)"
-    hub_id, rev = _split_hub_id(hub_id, pretrained_cfg.get("hf_hub_revision") or None)
+    hub_id, rev = split_hub_id(hub_id, pretrained_cfg.get("hf_hub_revision") or None)
     for cand in _mirror_candidates(hub_id):
         if cand.is_file():
             return f"mirror {cand}"
     from huggingface_hub import constants, hf_hub_url, try_to_load_from_cache
 
-    from hsizoo.hub.shipped import shipped_folder
-
     folder = shipped_folder(hub_id)
     want = pretrained_cfg.get("sha256")
     if folder is not None and (folder / WEIGHTS_NAME).is_file():
         try:
-            recorded = _read_config(folder).get("sha256")
-        except _Rejected:
+            recorded = read_config(folder).get("sha256")
+        except Rejected:
             recorded = None
         if not want or not recorded or str(want).lower() == str(recorded).lower():
             return f"shipped with hsizoo {folder / WEIGHTS_NAME}"
@@ -507,7 +315,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         CheckpointError: the path is a pickle, or not a valid safetensors file.
     """
     p = Path(path)
-    _refuse_pickle(p)
+    refuse_pickle(p)
     from safetensors.torch import load_file
 
     try:

@@ -19,17 +19,17 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from hsizoo.hub.load import (
+from hsizoo.hub.fetch import hsizoo_version
+from hsizoo.hub.verify import (
     CARD_NAME,
     CONFIG_NAME,
     PICKLE_SUFFIXES,
     WEIGHTS_NAME,
     CheckpointError,
     CheckpointNotFoundError,
-    _check_candidate,
-    _hsizoo_version,
-    _read_config,
-    _Rejected,
+    Rejected,
+    check_candidate,
+    read_config,
 )
 
 __all__ = ["check_save_folder", "save_pretrained", "verify_folder", "push_to_hub"]
@@ -160,7 +160,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike[str], *,
         num_features=int(getattr(model, "num_features", 0) or 0),
         num_parameters=int(sum(v.numel() for v in state.values())),
         sha256=hashlib.sha256(weights).hexdigest(),
-        hsizoo_version=_hsizoo_version(),
+        hsizoo_version=hsizoo_version(),
         torch_version=torch.__version__.split("+")[0],
     )
     grid = getattr(model, "grid", None)
@@ -211,14 +211,14 @@ def verify_folder(folder: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{folder} holds pickle files {pickles}; remove them, hsizoo "
                               "publishes only safetensors.")
     try:
-        cfg = _read_config(folder)
+        cfg = read_config(folder)
         if not cfg.get("sha256"):
-            raise _Rejected(f"{folder / CONFIG_NAME} records no sha256")
+            raise Rejected(f"{folder / CONFIG_NAME} records no sha256")
         for k in ("architecture", "model_args"):
             if k not in cfg:
-                raise _Rejected(f"{folder / CONFIG_NAME} has no {k!r}")
-        _check_candidate(folder / WEIGHTS_NAME, None, cfg)
-    except _Rejected as e:
+                raise Rejected(f"{folder / CONFIG_NAME} has no {k!r}")
+        check_candidate(folder / WEIGHTS_NAME, None, cfg)
+    except Rejected as e:
         raise CheckpointError(f"{folder} cannot be published: {e}") from None
     return cfg
 

@@ -16,7 +16,7 @@ are package data (``[tool.setuptools.package-data]`` in pyproject.toml, ``weight
 wheel carries them and ``pip install hsizoo`` loads every published tag with no network. To
 publish a new checkpoint: write it with ``hsizoo.save_pretrained(model, "hsizoo/weights/<arch>.<tag>",
 config=dict(tag=..., hf_hub_id="hsizoo/<arch>.<tag>", ...))``, register the tag with its sha256
-in the model family's ``default_cfgs``, and run ``tests/test_published.py``.
+in the model family's ``default_cfgs``, and run ``tests/hub/test_published.py``.
 
 A shipped copy is used only for the repository its config.json names, and only when its
 recorded sha256 is the one the pretrained config pins (when it pins one): a newer revision of
@@ -27,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from hsizoo.hub.verify import WEIGHTS_NAME, Rejected, check_candidate, read_config
 
 __all__ = ["WEIGHTS_DIR", "shipped_folders", "shipped_folder", "try_shipped"]
 
@@ -80,16 +82,14 @@ def try_shipped(hub_id: str, expected: str | None, tried: list[str]
     Returns:
         (model.safetensors, its sha256, its config.json), or None.
     """
-    from hsizoo.hub.load import WEIGHTS_NAME, _check_candidate, _read_config, _Rejected
-
     folder = shipped_folder(hub_id)
     if folder is None:
         tried.append(f"shipped with hsizoo ({WEIGHTS_DIR}): not among the published checkpoints")
         return None
     cand = folder / WEIGHTS_NAME
     try:
-        cfg = _read_config(folder)
-    except _Rejected as e:
+        cfg = read_config(folder)
+    except Rejected as e:
         tried.append(f"shipped {cand}: {e}")
         return None
     recorded = str(cfg.get("sha256") or "").lower()
@@ -99,8 +99,8 @@ def try_shipped(hub_id: str, expected: str | None, tried: list[str]
                      f"for {expected.lower()[:12]}... (another version)")
         return None
     try:
-        sha, cfg = _check_candidate(cand, expected, cfg)
-    except _Rejected as e:
+        sha, cfg = check_candidate(cand, expected, cfg)
+    except Rejected as e:
         tried.append(f"shipped {cand}: {e}; reinstall hsizoo (pip install --force-reinstall hsizoo)")
         return None
     return cand, sha, cfg

@@ -7,8 +7,8 @@ confidence maps on the scene's grid, whole or window by window. Quicklook PNGs f
 from hsizoo.io.colors import default_palette
 from hsizoo.io.quicklook import save_quicklook
 from hsizoo.io.readers import SceneInfo, iter_windows, read_labels, read_scene, read_scene_info
-from hsizoo.io.validity import valid_mask
 from hsizoo.io.scene import Scene
+from hsizoo.io.validity import valid_mask
 from hsizoo.io.windows import WindowBlock, plan_windows
 from hsizoo.io.writers import (
     open_class_map_writer,

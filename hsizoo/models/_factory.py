@@ -158,7 +158,7 @@ def _create_from_folder(folder: Path, checkpoint_path: str | os.PathLike[str] | 
                         **kwargs: Any) -> nn.Module:
     import timm
 
-    from hsizoo.hub.load import CONFIG_NAME, CheckpointError
+    from hsizoo.hub.verify import CONFIG_NAME, CheckpointError
 
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():

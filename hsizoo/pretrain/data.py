@@ -21,7 +21,7 @@ import torch.nn as nn
 def _data_root(root: str | os.PathLike[str] | None) -> Path:
     if root is not None:
         return Path(root)
-    from hsizoo.data.simulate import data_dir
+    from hsizoo.data.layouts import data_dir
 
     return data_dir()
 

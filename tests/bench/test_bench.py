@@ -14,6 +14,7 @@ from hsizoo.bench.baselines import filtered_cube, require_sklearn
 from hsizoo.bench.methods import METHODS, BenchOptions
 from hsizoo.bench.records import parse_int_list, result_path
 from hsizoo.bench.runner import run_benchmark
+from hsizoo.bench.summary import summarise
 
 SCENE = "simulated:rosis:32x32x4:0"  # a 32 x 32 ROSIS scene with 4 generated classes
 SEEDS = [0, 1]
@@ -179,7 +180,7 @@ def test_verdict_is_computed_from_the_numbers(offset: float, expected: str) -> N
         base = 0.6 + 0.02 * s
         recs += [_fake("svm_filtered", s, base), _fake("svm_raw", s, base - 0.1),
                  _fake("s2former_ssl_daft", s, base + offset + (noise[s] if offset == 0 else 0))]
-    text = " ".join(rep.advantage_sentences(rep.summarise(recs)["s"]))
+    text = " ".join(rep.advantage_sentences(summarise(recs)["s"]))
     assert expected in text and "(svm_filtered)" in text
 
 

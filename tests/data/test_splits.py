@@ -9,7 +9,7 @@ import pytest
 
 from hsizoo.data.splits import FewShotSplit, few_shot_split, spatially_disjoint_split
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hsi"
 
 
 def _labels(seed: int = 0) -> np.ndarray:

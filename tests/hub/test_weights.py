@@ -13,13 +13,9 @@ import hsizoo
 from hsizoo.hub import shipped as _weights
 from hsizoo.models._factory import create_model
 from hsizoo.io.atomic import file_sha256
-from hsizoo.hub.load import (
-    CheckpointError,
-    CheckpointNotFoundError,
-    locate_checkpoint,
-    resolve,
-)
+from hsizoo.hub.load import locate_checkpoint, resolve
 from hsizoo.hub.save import save_pretrained
+from hsizoo.hub.verify import CheckpointError, CheckpointNotFoundError
 
 REPO = "hsizoo-test/s2former_test.shipped"
 

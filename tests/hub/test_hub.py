@@ -18,14 +18,9 @@ from safetensors.torch import load_file, save_file
 from hsizoo.hub.card import render_model_card
 from hsizoo.models._factory import create_model
 from hsizoo.io.atomic import file_sha256
-from hsizoo.hub.load import (
-    CheckpointError,
-    CheckpointNotFoundError,
-    load_pretrained,
-    locate_checkpoint,
-    resolve_checkpoint,
-)
+from hsizoo.hub.load import load_pretrained, locate_checkpoint, resolve_checkpoint
 from hsizoo.hub.save import push_to_hub, save_pretrained, verify_folder
+from hsizoo.hub.verify import CheckpointError, CheckpointNotFoundError
 
 REPO = "hsizoo-test/s2former_test.unit"
 WL = np.linspace(420.0, 2450.0, 24)  # 24 bands

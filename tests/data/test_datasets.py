@@ -20,7 +20,7 @@ from hsizoo.data.catalogue import (
 )
 from hsizoo.data.download import load_dataset, verify_file
 
-SHARED_HSI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
+SHARED_HSI = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hsi"
 
 
 def test_catalogue_entries_are_consistent():

@@ -1,4 +1,4 @@
-"""Tests of simulated scenes (hsizoo.data.simulate)."""
+"""Tests of simulated scenes (hsizoo.data.simulate, .spectral_library, .layouts, .materials)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,17 +8,11 @@ import pytest
 
 from hsizoo.io.scene import Scene
 from hsizoo.spectral.sensors import get_sensor, list_sensors
-from hsizoo.data.simulate import (
-    LAYOUTS,
-    load_layout,
-    load_spectral_library,
-    make_layout,
-    read_envi_library,
-    resample_spectra,
-    simulate_scene,
-)
+from hsizoo.data.layouts import LAYOUTS, load_layout, make_layout
+from hsizoo.data.simulate import resample_spectra, simulate_scene
+from hsizoo.data.spectral_library import load_spectral_library, read_envi_library
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "hsi"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "hsi"
 
 
 def _nearest_mean_accuracy(cube: np.ndarray, labels: np.ndarray) -> float:
@@ -31,6 +25,19 @@ def _nearest_mean_accuracy(cube: np.ndarray, labels: np.ndarray) -> float:
 
 
 # --- library and resampling -----------------------------------------------------------------
+
+
+def test_public_names_stay_in_simulate() -> None:
+    # The library and layout names moved to their own modules stay importable from simulate.
+    import hsizoo.data.layouts as layouts
+    import hsizoo.data.simulate as simulate
+    import hsizoo.data.spectral_library as spectral_library
+
+    for name in simulate.__all__:
+        assert hasattr(simulate, name), name
+    for module in (layouts, spectral_library):
+        for name in module.__all__:
+            assert getattr(simulate, name) is getattr(module, name), name
 
 
 def test_library_loads_and_is_cached() -> None:

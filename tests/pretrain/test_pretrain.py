@@ -24,7 +24,7 @@ import torch
 # ``hsizoo.pretrain`` the attribute is the function; the module is imported by name.
 pt = importlib.import_module("hsizoo.pretrain")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC = "simulated:enmap:24x24:1"
 # A small, fast recipe shared by the tests (the schedule length matters for exact resumes).
 RECIPE = dict(model="s2former_test", batch_size=8, lr=3e-3, seed=3)

@@ -16,7 +16,7 @@ import hsizoo
 from hsizoo.hub.card import render_model_card
 from hsizoo.spectral.sensors import get_sensor
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TAGS = hsizoo.list_pretrained()
 
 

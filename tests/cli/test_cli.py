@@ -13,7 +13,7 @@ from hsizoo.cli import COMMANDS, Command, main, register_command
 from hsizoo.models._factory import create_model, list_models
 from hsizoo.hub.save import save_pretrained
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_list_shows_every_registered_model(capsys) -> None:
