@@ -34,7 +34,7 @@ Operations (DESIGN.md, "Scale beyond one machine"):
 
 Modules, one job each: :mod:`.config` (the recipe and schedule), :mod:`.data` (scene specs and
 sampling), :mod:`.objective` (the masked-reconstruction model and loss), :mod:`.checkpoints`
-(checkpoints, log, loss curve), :mod:`.distributed` (torchrun setup), :mod:`.loop`
+(checkpoints, log, loss curve; torchrun setup is :mod:`hsizoo.runtime.distributed`), :mod:`.loop`
 (:func:`pretrain`), :mod:`.adapt` (:func:`adapt_to_scene`), :mod:`.export`
 (:func:`export_pretrained`) and :mod:`.cli` (``hsizoo pretrain``).
 """

@@ -28,7 +28,7 @@ from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore
                           save_checkpoint)
 from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
 from hsizoo.pretrain.data import PretrainData, _describe_scene, load_scene_spec
-from hsizoo.pretrain.distributed import _dist_setup, _hardware
+from hsizoo.runtime.distributed import hardware_line, setup_distributed
 from hsizoo.method.objective import build_objective
 
 
@@ -212,7 +212,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
             [s for s in cfg.scenes if not s.startswith("<Scene")]:
         raise ValueError(f"resume: scenes {specs} differ from the run's {cfg.scenes}.")
 
-    d, dev = _dist_setup(device)
+    d, dev = setup_distributed(device)
     precision = resolve_precision(precision, dev)
     is_main = d.rank == 0
     try:
@@ -246,7 +246,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 # Steps logged by an attempt that died before its first checkpoint are redone
                 # from step 1; keeping them would log those steps twice.
                 _truncate_log(run_dir, 0)
-        hardware = _hardware(dev, d.world_size)
+        hardware = hardware_line(dev, d.world_size)
         if precision != "fp32":
             hardware += f", {precision} autocast"
         scaler = grad_scaler(dev, precision)

@@ -1,4 +1,5 @@
-"""torchrun support: process-group setup (gloo on CPUs, NCCL on GPUs) and the hardware line."""
+"""torchrun support, shared by pretraining and prediction: process-group setup (gloo on CPUs, NCCL
+on GPUs) and the hardware line recorded with results."""
 from __future__ import annotations
 
 import os
@@ -8,20 +9,23 @@ import torch
 
 
 @dataclass
-class _Dist:
+class DistInfo:
+    """This process's place in the process group (rank 0 of 1 without torchrun)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     initialised_here: bool = False
 
 
-def _dist_setup(device: str | None) -> tuple[_Dist, torch.device]:
+def setup_distributed(device: str | None) -> tuple[DistInfo, torch.device]:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1; returns (place, device)."""
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        return _Dist(), dev
+        return DistInfo(), dev
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
@@ -31,10 +35,11 @@ def _dist_setup(device: str | None) -> tuple[_Dist, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
         here = True
-    return _Dist(dist.get_rank(), dist.get_world_size(), local, here), dev
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local, here), dev
 
 
-def _hardware(dev: torch.device, world: int) -> str:
+def hardware_line(dev: torch.device, world: int) -> str:
+    """The hardware in words, for manifests, cards and result records."""
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
     else:

@@ -1,0 +1,412 @@
+"""Maps of many scenes on many workers: units, shares, parts, assembly, mosaics, manifests.
+
+A campaign is a list of scene files and one fine-tuned model. The work is cut into *units*, a
+scene x a band of rows sized so that a unit reads at most ``max_unit_mb`` of the scene, in one
+deterministic order that depends only on the scenes (not on the number of workers). Worker ``r``
+of ``N`` takes units ``r, r + N, r + 2N, ...``: no duplicates, no padding. Under torchrun the
+rank and world come from the process group (gloo on CPUs, NCCL on GPUs); ``--shard I/N`` gives
+the same shares to the jobs of any scheduler (SLURM arrays, AWS Batch) with no process group.
+
+Nothing is lost and nothing done twice:
+
+* each unit is written to a hidden partial file and renamed into
+  ``DIR/.hsizoo-parts/<stem>-<model>/<rows>.npz``; a rerun skips units whose part exists and
+  scenes whose map exists, so after a killed worker only the missing units are redone;
+* a scene whose parts are all there is assembled by exactly one worker (an exclusive lock file;
+  a dead worker's lock on this host is taken over) into ``DIR/<stem>.tif``, a Cloud-Optimized
+  GeoTIFF on the scene's grid (and ``DIR/<stem>_confidence.tif`` when asked), then its parts
+  are removed;
+* when every scene is mapped, one VRT mosaic per CRS is written (``mosaic.vrt``, or
+  ``mosaic_<crs>.vrt`` for several CRSs);
+* each worker writes its manifest ``DIR/manifests/<run id>/worker-<r>-of-<N>.json``: the units
+  it computed, the scenes it assembled, what it skipped.
+
+A unit's prediction reads its rows plus a halo of the patch radius and the smoothing radius, so
+the map of a scene is the same (bit for bit) whatever the number of workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["Campaign", "Unit", "parse_shard", "plan_units"]
+
+PARTS = ".hsizoo-parts"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Rows ``row0:row1`` of scene number ``scene`` (file stem ``stem``)."""
+
+    scene: int
+    stem: str
+    row0: int
+    row1: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.row0:08d}-{self.row1:08d}.npz"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 0 <= I < N.
+
+    Raises:
+        ValueError: anything else, with the expected form.
+    """
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes I/N (this worker's index and the number of workers, "
+                         f"e.g. 0/4 ... 3/4); got {text!r}.") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text}: need 0 <= I < N (e.g. $SLURM_ARRAY_TASK_ID/"
+                         f"$SLURM_ARRAY_TASK_COUNT).")
+    return i, n
+
+
+def plan_units(shapes: Sequence[tuple[str, int, int, int]], max_unit_mb: float = 256.0
+               ) -> list[Unit]:
+    """Cut scenes into row bands of at most ``max_unit_mb`` (float32, all bands) each.
+
+    Args:
+        shapes: (stem, height, width, bands) per scene, in campaign order.
+        max_unit_mb: Size of the pixels a unit reads (its halo aside).
+
+    Returns:
+        Units, scene by scene, top to bottom.
+    """
+    units = []
+    for i, (stem, h, w, b) in enumerate(shapes):
+        rows = max(1, int(max_unit_mb * 2 ** 20 // max(1, w * b * 4)))
+        units += [Unit(i, stem, r, min(h, r + rows)) for r in range(0, h, rows)]
+    return units
+
+
+def _fingerprint(ft: Any) -> str:
+    """Short digest of a fitted model's weights and classes: parts of another model never mix."""
+    h = hashlib.sha256(json.dumps(list(ft.class_names)).encode())
+    for k, v in sorted(ft.model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    h.update(np.asarray(ft.stats.mean, np.float64).tobytes())
+    return h.hexdigest()[:12]
+
+
+def _lock(path: Path) -> bool:
+    """Take an exclusive lock file; a lock left by a dead process of this host is taken over."""
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                host, pid = path.read_text().split()
+            except (OSError, ValueError):
+                return False
+            from hsizoo.io.atomic import _alive
+
+            if host != socket.gethostname() or _alive(int(pid)):
+                return False
+            path.unlink(missing_ok=True)  # its owner died: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return True
+    return False
+
+
+@dataclass
+class Campaign:
+    """One model over many scenes, shared between workers (see the module docstring).
+
+    Attributes:
+        finetuned: A :class:`~hsizoo.finetune.FineTuned` (``load_finetuned(folder)``).
+        scenes: Scene files (GeoTIFF, ENVI); their file stems name the outputs, so they must
+            differ.
+        out_dir: Where the maps, mosaics and manifests go.
+        confidence: Also write confidence maps (and their mosaics).
+        overwrite: Recompute scenes whose map already exists.
+        max_unit_mb: Pixels one unit reads (MiB of float32).
+        wavelengths, sensor: For scenes whose files do not carry wavelengths.
+        progress: Show a progress bar over this worker's units.
+        run_id: Names the manifests' folder (default: torchrun's run id, the scheduler's job
+            id, else the start time).
+    """
+
+    finetuned: Any
+    scenes: Sequence[str | Path]
+    out_dir: str | Path
+    confidence: bool = False
+    overwrite: bool = False
+    max_unit_mb: float = 256.0
+    wavelengths: Sequence[float] | None = None
+    sensor: str | None = None
+    progress: bool = True
+    run_id: str | None = None
+    _infos: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from hsizoo.io import read_scene_info
+
+        self.out_dir = Path(self.out_dir)
+        self.scenes = [Path(s) for s in self.scenes]
+        stems: dict[str, Path] = {}
+        for s in self.scenes:
+            if s.stem in stems:
+                raise ValueError(f"{stems[s.stem]} and {s} would both be mapped to "
+                                 f"{self.out_dir / (s.stem + '.tif')}; give scenes distinct "
+                                 "file names (or map them into different --out-dir folders).")
+            stems[s.stem] = s
+        self._infos = [read_scene_info(s, wavelengths=self.wavelengths, sensor=self.sensor)
+                       for s in self.scenes]
+        self.run_id = self.run_id or os.environ.get("TORCHELASTIC_RUN_ID") \
+            or os.environ.get("SLURM_JOB_ID") or os.environ.get("AWS_BATCH_JOB_ID") \
+            or time.strftime("%Y%m%d-%H%M%S")
+        self.fingerprint = _fingerprint(self.finetuned)
+        self.units = plan_units([(s.stem, i.height, i.width, i.num_bands)
+                                 for s, i in zip(self.scenes, self._infos)], self.max_unit_mb)
+
+    # ------------------------------------------------------------------ paths
+    def map_path(self, scene: int) -> Path:
+        return self.out_dir / f"{self.scenes[scene].stem}.tif"
+
+    def confidence_path(self, scene: int) -> Path:
+        return self.out_dir / f"{self.scenes[scene].stem}_confidence.tif"
+
+    def parts_dir(self, scene: int) -> Path:
+        return self.out_dir / PARTS / f"{self.scenes[scene].stem}-{self.fingerprint}"
+
+    def done(self, scene: int) -> bool:
+        """The scene's outputs exist (and are not to be overwritten)."""
+        return not self.overwrite and self.map_path(scene).is_file() and (
+            not self.confidence or self.confidence_path(scene).is_file())
+
+    # ------------------------------------------------------------------ work
+    def share(self, rank: int, world: int) -> list[Unit]:
+        """This worker's units: every ``world``-th from ``rank``."""
+        return self.units[rank::world]
+
+    def predict_unit(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
+        """(class map, confidence) of the unit's rows, read with a halo."""
+        from rasterio.windows import Window
+
+        from hsizoo.io import Scene
+        from hsizoo.io.readers import _open_raster, _read_block
+        from hsizoo.io.validity import valid_mask
+        from hsizoo.method.smoothing import smoothing_radius
+
+        ft, info = self.finetuned, self._infos[unit.scene]
+        halo = int(ft.model.patch_size) // 2 + smoothing_radius(ft.smooth_sigma)
+        ra, rb = max(0, unit.row0 - halo), min(info.height, unit.row1 + halo)
+        path = self.scenes[unit.scene]
+        with _open_raster(path) as ds:
+            cube = _read_block(ds, path, Window(0, ra, info.width, rb - ra))
+        scene = Scene(cube=cube, wavelengths=info.wavelengths, valid=valid_mask(cube, info.nodata))
+        res = ft.predict(scene, progress=False)
+        rows = slice(unit.row0 - ra, unit.row1 - ra)
+        return res.class_map[rows], res.confidence[rows]
+
+    def _write_part(self, unit: Unit, cm: np.ndarray, cf: np.ndarray) -> None:
+        from hsizoo.io.atomic import AtomicFile
+
+        folder = self.parts_dir(unit.scene)
+        folder.mkdir(parents=True, exist_ok=True)
+        with AtomicFile(folder / unit.name, overwrite=True) as out, open(out.tmp, "wb") as f:
+            np.savez(f, class_map=cm, confidence=cf)
+
+    def _part(self, unit: Unit) -> dict[str, np.ndarray] | None:
+        p = self.parts_dir(unit.scene) / unit.name
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in ("class_map", "confidence")}
+        except (OSError, ValueError, KeyError):
+            return None  # missing or unreadable: the unit is (re)done
+
+    def assemble(self, scene: int) -> bool:
+        """Write the scene's map(s) from its parts when all are there; True when written."""
+        units = [u for u in self.units if u.scene == scene]
+        if self.done(scene) or any(not (self.parts_dir(scene) / u.name).is_file() for u in units):
+            return False
+        lock = self.parts_dir(scene) / ".assembling"
+        if not _lock(lock):
+            return False
+        try:
+            if self.done(scene):
+                return False
+            info = self._infos[scene]
+            K = len(self.finetuned.class_names)
+            cm = np.zeros((info.height, info.width), np.uint8 if K < 256 else np.uint16)
+            cf = np.full((info.height, info.width), np.nan, np.float32)
+            for u in units:
+                part = self._part(u)
+                if part is None:  # a corrupt part: drop it, a rerun redoes that unit
+                    (self.parts_dir(scene) / u.name).unlink(missing_ok=True)
+                    return False
+                cm[u.row0:u.row1], cf[u.row0:u.row1] = part["class_map"], part["confidence"]
+            self._write_maps(scene, cm, cf)
+        finally:
+            lock.unlink(missing_ok=True)
+        for u in units:
+            (self.parts_dir(scene) / u.name).unlink(missing_ok=True)
+        _rmdir_if_empty(self.parts_dir(scene))
+        return True
+
+    def _write_maps(self, scene: int, cm: np.ndarray, cf: np.ndarray) -> None:
+        from hsizoo.io.atomic import AtomicFile
+        from hsizoo.io.mosaic import to_cog
+        from hsizoo.io.writers import write_class_map, write_confidence_map
+
+        info, names = self._infos[scene], list(self.finetuned.class_names)
+        staging = self.parts_dir(scene)
+        outputs = [(self.map_path(scene), True)]
+        if self.confidence:
+            outputs.append((self.confidence_path(scene), False))
+        for target, categorical in outputs:
+            tmp = staging / f".{target.name}"
+            tmp.unlink(missing_ok=True)
+            if categorical:
+                write_class_map(tmp, cm, crs=info.crs, transform=info.transform,
+                                class_names=names)
+            else:
+                write_confidence_map(tmp, cf, crs=info.crs, transform=info.transform)
+            try:
+                with AtomicFile(target, overwrite=True) as out:
+                    out.tmp.unlink()  # GDAL's COG driver creates the file itself
+                    to_cog(tmp, out.tmp, categorical=categorical)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def run(self, rank: int = 0, world: int = 1, barrier: Callable[[], None] | None = None
+            ) -> dict[str, Any]:
+        """Do this worker's units, assemble finished scenes, write mosaics and the manifest.
+
+        Args:
+            rank, world: This worker's share (``rank`` of ``world``).
+            barrier: Under a process group, waits for every worker; then rank 0 assembles and
+                writes the mosaics. Without one, each worker assembles whatever is complete.
+
+        Returns:
+            The manifest written.
+        """
+        from tqdm.auto import tqdm
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        manifest: dict[str, Any] = dict(run_id=self.run_id, rank=rank, world=world,
+                                        host=socket.gethostname(), pid=os.getpid(),
+                                        model=self.fingerprint, units=[], skipped=[],
+                                        assembled=[], mosaics=[])
+        mine = self.share(rank, world)
+        for u in tqdm(mine, disable=not self.progress, desc=f"units (worker {rank}/{world})"):
+            if self.done(u.scene) or self._part(u) is not None:
+                manifest["skipped"].append([u.stem, u.row0, u.row1])
+                continue
+            t = time.perf_counter()
+            self._write_part(u, *self.predict_unit(u))
+            manifest["units"].append(dict(scene=u.stem, rows=[u.row0, u.row1],
+                                          seconds=round(time.perf_counter() - t, 3)))
+        if barrier is not None:
+            barrier()
+        if barrier is None or rank == 0:
+            for i in range(len(self.scenes)):
+                if self.assemble(i):
+                    manifest["assembled"].append(self.scenes[i].stem)
+            manifest["mosaics"] = [str(p) for p in self.write_mosaics()]
+        manifest["seconds"] = round(time.perf_counter() - t0, 3)
+        self._write_manifest(manifest)
+        if barrier is not None:
+            barrier()
+        return manifest
+
+    def write_mosaics(self) -> list[Path]:
+        """One VRT per CRS over the scenes, once every scene is mapped (else nothing)."""
+        from hsizoo.io.mosaic import write_vrt_mosaics
+
+        if not all(self.map_path(i).is_file() for i in range(len(self.scenes))):
+            return []
+        lock = self.out_dir / PARTS / ".mosaic"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        if not _lock(lock):
+            return []
+        try:
+            maps = [self.map_path(i) for i in range(len(self.scenes))]
+            out = write_vrt_mosaics(maps, self.out_dir, "mosaic")
+            if self.confidence:
+                out += write_vrt_mosaics([self.confidence_path(i) for i in
+                                          range(len(self.scenes))], self.out_dir,
+                                         "confidence_mosaic")
+        finally:
+            lock.unlink(missing_ok=True)
+        _rmdir_if_empty(self.out_dir / PARTS)
+        return out
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> Path:
+        from hsizoo.io.atomic import AtomicFile
+
+        folder = self.out_dir / "manifests" / str(self.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"worker-{manifest['rank']}-of-{manifest['world']}.json"
+        with AtomicFile(target, overwrite=True) as out:
+            out.tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        return target
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty (another scene's parts) or already gone
+
+
+def map_scenes(model: str | Path, scenes: Sequence[str | Path], out_dir: str | Path, *,
+               shard: str | None = None, device: str | None = None,
+               precision: str | None = None, **campaign: Any) -> dict[str, Any]:
+    """Map scenes with a fine-tuned model folder as one worker of a campaign.
+
+    Under torchrun (``WORLD_SIZE`` > 1) this process joins the process group (gloo on CPUs,
+    NCCL on GPUs) and takes its rank's share; with ``shard="I/N"`` it takes share I of N with no
+    process group (a scheduler's array job); else it does everything.
+
+    Args:
+        model: A folder written by ``FineTuned.save_pretrained``.
+        scenes: Scene files.
+        out_dir: Output folder.
+        shard: ``"I/N"``, or None.
+        device: ``"cuda"``, ``"cpu"`` or None (the GPU of this rank when there is one).
+        precision: Autocast of the forward passes; None = the model's.
+        **campaign: More :class:`Campaign` settings (confidence, overwrite, max_unit_mb, ...).
+
+    Returns:
+        This worker's manifest.
+    """
+    import torch.distributed as dist
+
+    from hsizoo.finetune.result import load_finetuned
+    from hsizoo.runtime.device import resolve_device, resolve_precision
+    from hsizoo.runtime.distributed import setup_distributed
+
+    if shard is not None:
+        (rank, world), place = parse_shard(shard), None
+        dev = resolve_device(device)
+    else:
+        place, dev = setup_distributed(device)
+        rank, world = place.rank, place.world_size
+    try:
+        ft = load_finetuned(model)
+        ft.model.to(dev)
+        ft.precision = resolve_precision(precision or ft.precision, dev)
+        job = Campaign(ft, scenes, out_dir, **campaign)
+        barrier = dist.barrier if place is not None and world > 1 else None
+        return job.run(rank, world, barrier)
+    finally:
+        if place is not None and place.initialised_here:
+            dist.destroy_process_group()
