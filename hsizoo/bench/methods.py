@@ -181,7 +181,7 @@ def checkpoint_for_role(value: str | None, role: str, model: str) -> dict[str, A
                     "export it first (hsizoo pretrain ... --export FOLDER, or "
                     "hsizoo.pretrain.export_pretrained(run_dir, folder)) and pass that folder")
             raise SkipMethod(f"{opt} {value}: no model.safetensors in that folder")
-        sha = file_sha256(weights, cache=True)  # create_model verifies it again
+        sha = file_sha256(weights)  # create_model verifies it again
         if (folder / "config.json").is_file():
             # The folder's config.json names the architecture and its arguments.
             return {"model": str(folder), "pretrained": None, "checkpoint_path": str(folder),

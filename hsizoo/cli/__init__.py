@@ -7,7 +7,9 @@ stays fast and one broken command cannot break the others). To add a subcommand,
 :func:`register_command`).
 
 User errors (unknown model, missing file, bad argument) print one message on stderr and exit
-with status 2; ``--debug`` shows the traceback.
+with status 2; ``--debug`` shows the traceback. Ctrl-C prints one line and exits with status 130
+(:data:`INTERRUPTED`). Argument types (positive numbers, seeds, wavelength lists) are in
+:mod:`hsizoo.cli.args`.
 """
 from __future__ import annotations
 
@@ -19,7 +21,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-__all__ = ["Command", "COMMANDS", "register_command", "main", "UsageError"]
+__all__ = ["Command", "COMMANDS", "register_command", "main", "UsageError", "INTERRUPTED"]
+
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 class UsageError(Exception):
@@ -102,12 +108,14 @@ def _run_list(args: argparse.Namespace) -> int:
 
 
 def _add_info_args(p: argparse.ArgumentParser) -> None:
+    from hsizoo.cli.args import band_count
+
     p.add_argument("name", help="model name (arch or arch.tag) or a folder from save_pretrained")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--sensor", default=None,
                    help="sensor preset whose bands the FLOPs are counted for "
                         "(default: aviris_indian_pines)")
-    g.add_argument("--bands", type=int, default=None,
+    g.add_argument("--bands", type=band_count, default=None,
                    help="count FLOPs for N bands spread evenly over 400-2500 nm instead")
     p.add_argument("--json", action="store_true", help="print the information as JSON")
 
@@ -186,6 +194,7 @@ for _name, _path, _help in (
          "classify a scene with a fine-tuned model folder"),
         ("pretrain", "hsizoo.cli.pretrain:PRETRAIN_COMMAND",
          "self-supervised masked-reconstruction pretraining (torchrun-ready)"),
+        ("shard-scenes", "hsizoo.cli.shards:SHARD_COMMAND", "cut scenes into patch shards for pretrain --shards"),
         ("bench", "hsizoo.cli.bench:BENCH_COMMAND",
          "few-shot benchmark: run methods on identical splits (resumable), write the report"),
         ("download", "hsizoo.cli.download:DOWNLOAD_COMMAND",
@@ -240,9 +249,23 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hsizoo.hub.verify import CheckpointError
 
     # OutputError: an output location refused, or a write that failed (a full disk); its
-    # message says what to do.
+    # message says what to do. Any other OSError is the system's answer about a path the user
+    # gave (a name too long, a folder where a file was expected): said in one line too.
     return (UsageError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, KeyError,
-            OutputError)
+            OutputError, OSError)
+
+
+def _error_message(e: BaseException) -> str:
+    """One line for a user error; the system's bare "[Errno N] ..." made to say what to do."""
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    text = str(e)
+    if isinstance(e, OSError) and text.startswith("[Errno") and e.strerror:
+        name = str(e.filename) if e.filename is not None else ""
+        name = name if len(name) <= 80 else name[:77] + "..."
+        return (f"{e.strerror}{': ' + repr(name) if name else ''}; check the paths given on the "
+                "command line (their spelling, length and permissions).")
+    return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,27 +275,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name; default ``sys.argv[1:]``.
 
     Returns:
-        Exit status: 0 on success, 2 on a user error.
+        Exit status: 0 on success, 2 on a user error, 130 when interrupted (Ctrl-C).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
-    parser = _build_parser(selected if selected in COMMANDS else None)
+    command = selected if selected in COMMANDS else None
+    debug = "--debug" in argv
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse exits 2 on bad usage and 0 on --help
-        return int(e.code or 0)
-    if not args.debug:
-        # Warnings speak to the user: one line each, without the library's source line.
-        warnings.formatwarning = lambda message, category, *_a, **_k: (
-            f"hsizoo: {category.__name__}: {message}\n")
-    try:
-        return int(args._run(args) or 0)
-    except _user_errors() as e:
-        if args.debug:
+        parser = _build_parser(command)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # argparse exits 2 on bad usage and 0 on --help
+            return int(e.code or 0)
+        command, debug = args.command, args.debug
+        if not args.debug:
+            # Warnings speak to the user: one line each, without the library's source line.
+            warnings.formatwarning = lambda message, category, *_a, **_k: (
+                f"hsizoo: {category.__name__}: {message}\n")
+        try:
+            return int(args._run(args) or 0)
+        except _user_errors() as e:
+            if args.debug:
+                raise
+            print(f"hsizoo {args.command}: error: {_error_message(e)}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        if debug:
             raise
-        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
-        print(f"hsizoo {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+        # Every output is written under a hidden name and renamed only when complete
+        # (hsizoo.io.atomic): an interrupted command leaves the previous outputs as they were.
+        print(f"hsizoo{' ' + command if command else ''}: interrupted; nothing half-written was "
+              "left (outputs appear only when complete, and earlier ones are unchanged)",
+              file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

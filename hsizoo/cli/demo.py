@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hsizoo.cli import args as types
 
 __all__ = ["DemoResult", "demo", "register_demo_cli"]
 
@@ -92,6 +93,7 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
     """
     from hsizoo.finetune import finetune
     from hsizoo.data.splits import few_shot_split
+    from hsizoo.io.commit import commit_together
 
     t0 = time.perf_counter()
     out = Path(out_dir).expanduser()
@@ -114,9 +116,10 @@ def demo(out_dir: str | Path = ".", *, data: str = "simulated", root: str | None
     print_fn(ft.summary())
     result = ft.predict(progress=progress)
     print_fn(f"predicted {int(scene.valid.sum())} pixels in {result.seconds:.1f} s")
-    result.save(map_path, overwrite=overwrite)
-    result.save_quicklook(ql_path, overwrite=overwrite,
-                          title=f"hsizoo demo: {data}, {shots} shots per class, {model}")
+    with commit_together():  # the map and its quicklook: both replaced, or neither
+        result.save(map_path, overwrite=overwrite)
+        result.save_quicklook(ql_path, overwrite=overwrite,
+                              title=f"hsizoo demo: {data}, {shots} shots per class, {model}")
     report = result.evaluate(split.test)
     secs = time.perf_counter() - t0
     print_fn(report.headline("test pixels"))
@@ -139,11 +142,11 @@ def _add_demo_args(p: argparse.ArgumentParser) -> None:
                    help="simulated scene (default, no download) or the real Indian Pines")
     p.add_argument("--root", help="folder holding the Indian Pines files")
     p.add_argument("--out-dir", default=".", help="where to write the map and quicklook")
-    p.add_argument("--shots", type=int, default=10, help="labelled pixels per class")
+    p.add_argument("--shots", type=types.shots, default=10, help="labelled pixels per class")
     p.add_argument("--model", default="s2former_tiny", help="model name")
-    p.add_argument("--steps", type=int, default=200, help="fine-tuning steps")
-    p.add_argument("--size", type=int, default=145, help="side of the simulated scene")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=types.non_negative_int, default=200, help="fine-tuning steps")
+    p.add_argument("--size", type=types.positive_int, default=145, help="side of the simulated scene")
+    p.add_argument("--seed", type=types.seed, default=0)
     p.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from hsizoo.cli import Command
+from hsizoo.cli import args as types
 from hsizoo.hub.download import SOURCES, Downloaded, download_pretrained
 from hsizoo.hub.verify import WEIGHTS_NAME
 
@@ -29,7 +30,7 @@ def describe(d: Downloaded, to_folder: bool) -> str:
 def _add_args(p: Any) -> None:
     p.add_argument("name", help="checkpoint: arch.tag (e.g. s2former_tiny.ssl_simulated), arch "
                                 "(its default tag) or a Hub repository org/name")
-    p.add_argument("--to", metavar="DIR", default=None,
+    p.add_argument("--to", metavar="DIR", default=None, type=types.path,
                    help="write DIR/<repo name>/ (copy it to the offline machine, then set "
                         "HSIZOO_HUB_MIRROR=DIR or pass the folder as checkpoint_path / --model); "
                         "default: fill the Hugging Face cache (HF_HUB_CACHE)")
@@ -43,6 +44,10 @@ def _add_args(p: Any) -> None:
 
 
 def _run(args: Any) -> int:
+    if args.to is not None:  # before any download: DIR must be (or become) a writable folder
+        from hsizoo.io.atomic import check_output
+
+        check_output(args.to, overwrite=True, folder=True, create_parents=True, option="--to")
     d = download_pretrained(args.name, args.to, revision=args.revision, source=args.source,
                             overwrite=args.overwrite)
     print(describe(d, args.to is not None))

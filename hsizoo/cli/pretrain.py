@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from typing import Any, Sequence
 
+from hsizoo.cli import args as types
 from hsizoo.runtime.device import add_device_arguments
 from hsizoo.pretrain.checkpoints import plot_loss_curve
 from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
@@ -23,31 +24,44 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     d = PretrainConfig()
     p.add_argument("scenes", nargs="*", help="scene specs: indian_pines, "
                    "simulated:<sensor>:<layout|HxW>:<seed>, or scene files")
+    p.add_argument("--shards", default=None, metavar="DIR",
+                   help="stream patches from the shards of `hsizoo shard-scenes` (bounded memory; "
+                        "each torchrun rank reads only its own shards) instead of scenes")
     p.add_argument("--run-dir", default="runs/pretrain", help="folder for log, checkpoints")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--model", default=None, help=f"S2Former variant (default {d.model})")
-    for name, typ in (("steps", int), ("batch-size", int), ("lr", float), ("min-lr", float),
-                      ("weight-decay", float), ("warmup-steps", int), ("grad-clip", float),
-                      ("mask-ratio", float), ("spectral-mask-ratio", float),
-                      ("fdc-weight", float), ("fdc-hf-gain", float),
-                      ("spectral-loss-weight", float), ("decoder-dim", int),
-                      ("decoder-depth", int), ("contrast-weight", float),
-                      ("contrast-temperature", float), ("view-offset", int),
-                      ("projector-dim", int), ("seed", int)):
+    # Every number is checked while the arguments are parsed (hsizoo.cli.args), before any work.
+    for name, typ in (("steps", types.positive_int), ("batch-size", types.positive_int),
+                      ("lr", types.positive_float), ("min-lr", types.non_negative_float),
+                      ("weight-decay", types.non_negative_float),
+                      ("warmup-steps", types.non_negative_int),
+                      ("grad-clip", types.non_negative_float),
+                      ("mask-ratio", types.open_fraction),
+                      ("spectral-mask-ratio", types.half_open_fraction),
+                      ("fdc-weight", types.non_negative_float),
+                      ("fdc-hf-gain", types.non_negative_float),
+                      ("spectral-loss-weight", types.non_negative_float),
+                      ("decoder-dim", types.positive_int), ("decoder-depth", types.positive_int),
+                      ("contrast-weight", types.non_negative_float),
+                      ("contrast-temperature", types.positive_float),
+                      ("view-offset", types.non_negative_int),
+                      ("projector-dim", types.positive_int), ("seed", types.seed)):
         default = getattr(d, name.replace("-", "_"))
         p.add_argument(f"--{name}", type=typ, default=None, help=f"default {default}")
     p.add_argument("--scene-weighting", choices=("equal", "pixels"), default=None)
-    p.add_argument("--max-time", type=float, default=None, help="stop after SECONDS (checkpointed)")
-    p.add_argument("--until-step", type=int, default=None, help="stop at this step (checkpointed)")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--log-every", type=int, default=1)
+    p.add_argument("--max-time", type=types.positive_float, default=None,
+                   help="stop after SECONDS (checkpointed)")
+    p.add_argument("--until-step", type=types.non_negative_int, default=None,
+                   help="stop at this step (checkpointed)")
+    p.add_argument("--checkpoint-every", type=types.positive_int, default=100)
+    p.add_argument("--log-every", type=types.positive_int, default=1)
     add_device_arguments(p, "the pretraining")
     p.add_argument("--data-root", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--probe", default=None, metavar="SCENE",
                    help="labelled scene spec to linear-probe the encoder on while it trains "
                         "(monitoring only; written to probe.jsonl and the loss-curve figure)")
-    p.add_argument("--probe-every", type=int, default=None, metavar="STEPS",
+    p.add_argument("--probe-every", type=types.positive_int, default=None, metavar="STEPS",
                    help="steps between probes (default --checkpoint-every)")
     p.add_argument("--export", default=None, metavar="FOLDER",
                    help="after training, publish the encoder as a Hub-ready folder")

@@ -11,8 +11,8 @@ import torch.nn as nn
 
 from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
-__all__ = ["as_scene", "build_model", "check_coverage", "load_label_map", "pick_checkpoint",
-           "prepare_labels"]
+__all__ = ["as_scene", "build_model", "check_coverage", "check_scene_valid", "load_label_map",
+           "pick_checkpoint", "prepare_labels"]
 
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
@@ -22,7 +22,9 @@ def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: st
 
     if isinstance(scene_or_cube, Scene):
         if wavelengths is not None:
-            scene_or_cube = replace(scene_or_cube, wavelengths=np.asarray(wavelengths, float))
+            from hsizoo.spectral.grid import as_wavelength_array
+
+            scene_or_cube = replace(scene_or_cube, wavelengths=as_wavelength_array(wavelengths))
         return scene_or_cube
     if isinstance(scene_or_cube, (str, Path)):
         return read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor)
@@ -57,17 +59,32 @@ def _preset_bands(sensor: str | None) -> int | None:
 MAX_CLASS_ID = 65535
 
 
-def load_label_map(labels: Any, scene: Any = None) -> np.ndarray:
+def check_scene_valid(scene: Any) -> None:
+    """Refuse a scene without a single valid pixel, naming its nodata value and file: said before
+    anything about the labels, which such a scene would otherwise be blamed on."""
+    from hsizoo.io.validity import no_valid_pixel_message
+
+    valid = getattr(scene, "valid", None)
+    if valid is not None and not np.asarray(valid).any():
+        nodata = (getattr(scene, "meta", None) or {}).get("nodata")
+        raise ValueError(no_valid_pixel_message(scene.cube, nodata,
+                                                scene.path or "(in memory)")
+                         + " Nothing can be trained or predicted on it.")
+
+
+def load_label_map(labels: Any, scene: Any = None, nodata: float | None = None) -> np.ndarray:
     """An (H, W) label map from an array or a file holding one (GeoTIFF, .mat, .npy, .npz).
 
-    A georeferenced label raster must lie on the scene's grid when the scene has one (same CRS
+    A label raster's declared nodata value (or ``nodata``) marks unlabelled pixels, read as 0;
+    values that cannot be class ids are refused (:func:`hsizoo.io.labels.check_label_ids`). A
+    georeferenced label raster must lie on the scene's grid when the scene has one (same CRS
     and transform): the same shape on another grid labels the wrong pixels.
     """
     from hsizoo.io import read_labels
 
     if not isinstance(labels, (str, Path)):
-        return np.asarray(labels)
-    lab = read_labels(labels)
+        return np.asarray(labels) if nodata is None else read_labels(labels, nodata=nodata)
+    lab = read_labels(labels, nodata=nodata)
     if scene is not None and getattr(scene, "crs", None) is not None \
             and Path(labels).suffix.lower() not in (".mat", ".npy", ".npz"):
         import rasterio
@@ -84,7 +101,8 @@ def load_label_map(labels: Any, scene: Any = None) -> np.ndarray:
 
 
 def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
-                   class_names: Sequence[str] | None = None) -> tuple[np.ndarray, int, list[str]]:
+                   class_names: Sequence[str] | None = None, *, nodata: float | None = None,
+                   ) -> tuple[np.ndarray, int, list[str]]:
     """Check a label map against the scene and pick the training shots.
 
     A *full* label map gives ``shots`` pixels per class drawn with ``seed``
@@ -99,37 +117,39 @@ def prepare_labels(labels: Any, scene: Any, shots: int | None, seed: int,
         shots: Pixels per class, or None for all labelled pixels.
         seed: Seed of the draw.
         class_names: Names of classes 1..K.
+        nodata: Label value marking unlabelled pixels (read as 0); a label raster's own declared
+            nodata is honoured without it.
 
     Returns:
         (training label map, K, class names).
 
     Raises:
-        ValueError: labels missing, of another shape than the scene, not integers, on invalid
-            pixels only, or more class ids than class names.
+        ValueError: a scene without any valid pixel (said first); labels missing, of another
+            shape than the scene, not integer class ids (NaN, fractions, negative values, ids so
+            sparse that the largest is a fill value), on invalid pixels only, or more class ids
+            than class names.
     """
     from hsizoo.data.splits import few_shot_split
 
+    check_scene_valid(scene)
     if labels is None:
         labels = scene.labels
         if labels is None:
             raise ValueError("No labels: pass labels= an (H, W) label map (0 = unlabelled, 1..K) "
                              "or a scene that carries .labels.")
-    lab = load_label_map(labels, scene)
+    lab = load_label_map(labels, scene, nodata)
     if lab.shape != scene.cube.shape[:2]:
         raise ValueError(f"The label map has shape {lab.shape} but the scene is "
                          f"{scene.cube.shape[:2]} pixels: labels must cover exactly the scene's "
                          "grid (labels outside the scene cannot be used). Crop or rasterise them "
                          "onto the scene first.")
-    if lab.dtype == bool or not (np.issubdtype(lab.dtype, np.integer)
-                                 or (np.issubdtype(lab.dtype, np.floating)
-                                     and np.all(lab == np.round(lab)))):
-        raise ValueError(f"Labels must be integer class ids (0 = unlabelled, 1..K); got {lab.dtype}.")
-    lab = lab.astype(np.int64)
-    if lab.max(initial=0) > MAX_CLASS_ID:
-        raise ValueError(f"Class ids must be at most {MAX_CLASS_ID} (class maps are uint16); "
-                         f"found {lab.max()}. Renumber the classes 1..K.")
-    if lab.min(initial=0) < 0:
-        raise ValueError(f"Labels must be >= 0 (0 = unlabelled); found {lab.min()}.")
+    if lab.dtype == bool:
+        raise ValueError("Labels must be integer class ids (0 = unlabelled, 1..K); got a bool "
+                         "mask. Turn it into class ids first (e.g. mask.astype(int)).")
+    from hsizoo.io.labels import check_label_ids
+
+    lab = check_label_ids(lab, labels if isinstance(labels, (str, Path)) else "the label map",
+                          is_file=isinstance(labels, (str, Path)), max_id=MAX_CLASS_ID)
     on_invalid = (lab > 0) & ~scene.valid
     if on_invalid.any():
         warnings.warn(f"{int(on_invalid.sum())} labelled pixel(s) lie on invalid (nodata) pixels "

@@ -9,13 +9,20 @@ import numpy as np
 import torch
 
 from hsizoo.data.patches import gather_patches, prepare_cube
-from hsizoo.finetune.inputs import as_scene, build_model, check_coverage, load_label_map, prepare_labels
+from hsizoo.finetune.inputs import (
+    as_scene,
+    build_model,
+    check_coverage,
+    check_scene_valid,
+    load_label_map,
+    prepare_labels,
+)
 from hsizoo.finetune.recipe import FinetuneRecipe
 from hsizoo.finetune.training import resolve_device
 from hsizoo.runtime.device import resolve_precision
 from hsizoo.spectral.grid import BandStats, band_stats
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "check_scene_size", "prepare"]
 
 
 @dataclass
@@ -71,6 +78,24 @@ class Prepared:
                     device=str(self.device), precision=self.precision)
 
 
+def check_scene_size(scene: Any, patch_size: int, model: Any = None) -> None:
+    """Refuse a scene smaller than the model's P x P patch on either side.
+
+    Each pixel is classified from its P x P neighbourhood; a scene narrower than that has no
+    pixel with a real neighbourhood (the patches are mostly padding), and fine-tuning on it
+    collapses to one class for every pixel, labelled ones included.
+    """
+    h, w = (int(n) for n in np.shape(scene.cube)[:2])
+    P = int(patch_size)
+    if h < P or w < P:
+        name = f"{model} " if isinstance(model, str) else ""
+        raise ValueError(
+            f"The scene is {h} x {w} pixels, smaller than the {P} x {P} patch the model "
+            f"{name}classifies each pixel from: fine-tuning on it cannot tell the classes apart. "
+            f"Give a scene of at least {P} x {P} pixels (a larger crop around the labelled "
+            "pixels; prediction can then map any scene of that sensor).")
+
+
 def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: FinetuneRecipe,
             wavelengths: Sequence[float] | None = None, sensor: str | None = None,
             class_names: Sequence[str] | None = None) -> Prepared:
@@ -80,6 +105,7 @@ def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: Finetune
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     scene = as_scene(scene_or_cube, wavelengths, sensor)
+    check_scene_valid(scene)  # before the labels, which an empty scene would be blamed on
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
     if labels is not None:
         # Read (and check) a label file once; keep the user's full map with the scene, so that
@@ -95,6 +121,7 @@ def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: Finetune
     net = net.to(dev)
     coverage = check_coverage(net, wl)
     P = net.patch_size
+    check_scene_size(scene, P, recipe.model)
     stats = band_stats(scene.cube, scene.valid, seed=seed)
     std_cube = stats.apply(scene.cube)
     padded = prepare_cube(std_cube, scene.valid, P)

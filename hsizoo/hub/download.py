@@ -77,16 +77,26 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
 
     from hsizoo.models._factory import _hsizoo_archs, list_pretrained
 
+    published = ", ".join(list_pretrained()) or "none"
     if name.startswith("hf-hub:"):
         name = name[len("hf-hub:"):]
-    if "/" in name:
+    if "/" in name or "\\" in name or ".." in name or name.startswith(("~", ".")) \
+            or not name.strip() or name.strip() != name:
         hub_id, rev = split_hub_id(name, None)
+        why = _bad_hub_id(hub_id, rev, "@" in name)
+        if why:
+            raise ValueError(
+                f"{name!r} is not a checkpoint name: not a model (arch), arch.tag or Hub "
+                f"repository id (org/name): {why}. Published checkpoints: {published} (`hsizoo "
+                "list --pretrained` lists them); a Hub repository is named org/name, e.g. "
+                "hsizoo/s2former_tiny.ssl_simulated. A checkpoint folder you already have needs "
+                "no download: pass it as --model (Python: checkpoint_path=).")
         return dict(hf_hub_id=hub_id, hf_hub_revision=rev, architecture=None, tag=None)
     arch, tag = split_model_name_tag(name)
-    published = ", ".join(list_pretrained()) or "none"
     if arch not in _hsizoo_archs():
-        raise ValueError(f"Unknown model {name!r}: published checkpoints are {published} (or name "
-                         "a Hub repository as org/name).")
+        raise ValueError(f"Unknown model {name!r}: published checkpoints are {published} "
+                         "(`hsizoo list --pretrained` lists them), or name a Hub repository "
+                         "as org/name.")
     cfgs = {k: v.to_dict() for k, v in get_arch_pretrained_cfgs(arch).items()}
     if tag:
         cfg = cfgs.get(f"{arch}.{tag}")
@@ -94,8 +104,30 @@ def pretrained_cfg_for(name: str) -> dict[str, Any]:
         cfg = next((c for c in cfgs.values() if c.get("hf_hub_id")), None)
     if not cfg or not cfg.get("hf_hub_id"):
         raise ValueError(f"{name} has no published weights to download; published checkpoints: "
-                         f"{published}.")
+                         f"{published} (`hsizoo list --pretrained` lists them).")
     return cfg
+
+
+def _bad_hub_id(hub_id: str, revision: str | None, has_at: bool) -> str | None:
+    """Why ``hub_id`` (and its ``@revision``) cannot name a Hub repository, or None."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if not hub_id.strip():
+        return "the name is empty"
+    if hub_id.startswith(("/", "~", ".")) or "\\" in hub_id or ":" in hub_id:
+        return "that is a path, not a name"
+    if ".." in hub_id:
+        return "'..' belongs to a path, not a name"
+    if hub_id.count("/") != 1:
+        return "a repository id has exactly one '/', between the organisation and the name"
+    if has_at and not revision:
+        return "nothing follows '@' (give a revision, or leave '@' out)"
+    try:
+        validate_repo_id(hub_id)
+    except HFValidationError as e:
+        return str(e).rstrip(".")
+    return None
 
 
 def _hub_files(hub_id: str, revision: str | None, expected: str | None) -> tuple[Path, str]:
@@ -172,7 +204,7 @@ def download_pretrained(name: str, to: str | os.PathLike[str] | None = None, *,
         src, _ = _hub_files(hub_id, rev, expected)
         got_from = "hub"
 
-    target = _write_copy(src, Path(to).expanduser() / hub_id.rsplit("/", 1)[-1], overwrite)
+    target = _write_copy(src, Path(os.path.expanduser(to)) / hub_id.rsplit("/", 1)[-1], overwrite)
     try:
         sha, _ = check_candidate(target / WEIGHTS_NAME, expected)
     except Rejected as e:

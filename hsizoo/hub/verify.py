@@ -4,8 +4,9 @@ A checkpoint folder holds the files of a Hugging Face Hub model repository (DESI
 and the Hub"): :data:`WEIGHTS_NAME`, :data:`CONFIG_NAME` and :data:`CARD_NAME`. A candidate
 ``model.safetensors`` is accepted only when its sha256 equals every sha256 known for it (the one
 pinned in the pretrained config and the one recorded in the ``config.json`` beside it) and it
-opens as safetensors; pickles are refused before anything reads them. The sha256 of each file
-version is computed once (:func:`hsizoo.io.atomic.file_sha256` with ``cache=True``).
+opens as safetensors; pickles are refused before anything reads them. The sha256 is computed
+from the file's bytes on every load (:func:`hsizoo.io.atomic.file_sha256`, never memoised): a
+file tampered with in place can keep its size and modification time.
 
 This module imports no other module of :mod:`hsizoo.hub`: the lookup (:mod:`hsizoo.hub.load`),
 the shipped copies (:mod:`hsizoo.hub.shipped`), downloads and saving all build on it.
@@ -117,7 +118,7 @@ def check_candidate(path: Path, expected_sha: str | None, config: dict[str, Any]
     """
     if config is None:
         config = read_config(path.parent)
-    got = file_sha256(path, cache=True)  # verified on every load: hash each version once
+    got = file_sha256(path)  # hashed on every load: size and mtime prove nothing
     for label, want in (("the pretrained config", expected_sha),
                         (str(path.parent / CONFIG_NAME), config.get("sha256"))):
         if want and want.lower() != got:

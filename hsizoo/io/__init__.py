@@ -5,6 +5,7 @@ the file's metadata or a sensor preset. Writers: tiled, compressed, colour-mappe
 confidence maps on the scene's grid, whole or window by window. Quicklook PNGs for a first look.
 """
 from hsizoo.io.colors import default_palette
+from hsizoo.io.limits import SceneTooLargeError
 from hsizoo.io.quicklook import save_quicklook
 from hsizoo.io.readers import SceneInfo, iter_windows, read_labels, read_scene, read_scene_info
 from hsizoo.io.scene import Scene
@@ -21,6 +22,7 @@ from hsizoo.io.writers import (
 __all__ = [
     "Scene",
     "SceneInfo",
+    "SceneTooLargeError",
     "WindowBlock",
     "default_palette",
     "iter_windows",

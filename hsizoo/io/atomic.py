@@ -17,28 +17,38 @@ is writable, the target is not a folder, it exists only if overwriting was asked
 for the estimated size), and again at the swap, where a target that another process created
 meanwhile is not replaced unless overwriting was asked (:class:`OutputConflictError`).
 
-Files are checked against published checksums by one digest, :func:`file_sha256` (checkpoints,
-dataset downloads, pretraining runs).
+Several outputs of one job (a class map and its confidence map, a quicklook, a model folder) are
+committed together or not at all by :func:`hsizoo.io.commit.commit_together`: while it is active,
+finished outputs are handed to it (:data:`TRANSACTION`) instead of being renamed one by one.
+Files are checked against published checksums by one digest, :func:`file_sha256`
+(:mod:`hsizoo.io.digest`, re-exported here).
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import errno
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from hsizoo.io.digest import file_sha256  # one digest for every check; re-exported here
+from hsizoo.io.partials import PARTIAL_TAG, STALE_AFTER_S, partial_path, remove_stale_partials
 
 __all__ = ["OutputError", "OutputExistsError", "OutputConflictError", "OutputNotFoundError",
-           "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "check_output",
-           "partial_path", "remove_stale_partials", "AtomicFile", "write_atomic", "atomic_folder", "fsync_path", "current_umask",
-           "file_sha256"]
+           "OutputIsFolderError", "OutputIsFileError", "PARTIAL_TAG", "STALE_AFTER_S",
+           "check_output", "partial_path", "remove_stale_partials", "AtomicFile", "write_atomic",
+           "atomic_folder", "fsync_path", "current_umask", "file_sha256", "TRANSACTION"]
 
-#: Marks the hidden partial files and folders; never a raster or image extension.
-PARTIAL_TAG = ".hsizoo-partial"
+#: The :func:`hsizoo.io.commit.commit_together` transaction of this context, or None: finished
+#: outputs are staged with it (``stage(target, partial, rename)``) instead of renamed at once.
+TRANSACTION: contextvars.ContextVar[Any] = contextvars.ContextVar("hsizoo_transaction",
+                                                                  default=None)
+
 # Room left free beyond the estimate: metadata, tiles, the filesystem's own reserve.
 _MARGIN_BYTES = 1 << 20
 
@@ -74,65 +84,6 @@ def current_umask() -> int:
     return mask
 
 
-def partial_path(target: Path) -> Path:
-    """A fresh hidden name beside ``target`` for its partial file or folder (with this process's
-    id, so that a later writer can tell a dead writer's leftover from a live one's work)."""
-    remove_stale_partials(target)
-    return target.with_name(f".{target.name}{PARTIAL_TAG}-{os.getpid()}-{secrets.token_hex(4)}")
-
-
-#: A partial untouched for this long, whose writer is gone, is a leftover.
-STALE_AFTER_S = 3600.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists (another user's), or cannot tell: keep its files
-    return True
-
-
-def remove_stale_partials(target: str | os.PathLike[str], max_age_s: float = STALE_AFTER_S
-                          ) -> list[Path]:
-    """Remove partial files and folders of ``target`` left by writers that died mid-write.
-
-    A partial counts as a leftover only when its name carries a process id that no longer
-    exists on this machine and it has not been modified for ``max_age_s`` seconds (a writer on
-    another machine sharing the folder keeps touching its partial while it works). Partials
-    without a process id (older hsizoo versions) are left alone. Errors are ignored: cleaning up
-    never stops a write.
-
-    Returns:
-        The paths removed.
-    """
-    target = Path(target)
-    prefix = f".{target.name}{PARTIAL_TAG}-"
-    removed: list[Path] = []
-    try:
-        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
-    except OSError:
-        return removed
-    now = time.time()
-    for p in candidates:
-        pid = p.name[len(prefix):].split("-")[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
-        try:
-            if now - p.lstat().st_mtime < max_age_s:
-                continue
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p)
-            else:
-                p.unlink()
-            removed.append(p)
-        except OSError:
-            continue
-    return removed
-
-
 def fsync_path(path: Path) -> None:
     """Flush a file (or a folder's entries) to disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -143,32 +94,6 @@ def fsync_path(path: Path) -> None:
             raise
     finally:
         os.close(fd)
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | os.PathLike[str], *, cache: bool = False) -> str:
-    """sha256 of a file, streamed in 1 MiB chunks by huggingface_hub's ``sha_fileobj``.
-
-    Args:
-        path: File to hash (symlinks are followed, so Hub-cache pointers hash their blob).
-        cache: Remember the digest within the process, keyed by (path, size, mtime): for
-            checkpoints that are verified on every load. Leave it off for files that may be
-            rewritten in place within the filesystem's timestamp resolution.
-
-    Returns:
-        The lower-case hex digest.
-    """
-    from huggingface_hub.utils.sha import sha_fileobj
-
-    real = Path(path).resolve()
-    st = real.stat()
-    key = (str(real), st.st_size, st.st_mtime_ns)
-    if not cache or key not in _SHA_CACHE:  # a fresh digest also refreshes the cached one
-        with open(real, "rb") as f:
-            _SHA_CACHE[key] = sha_fileobj(f).hex()
-    return _SHA_CACHE[key]
 
 
 def _probe(folder: Path) -> None:
@@ -208,8 +133,19 @@ def check_output(path: str | os.PathLike[str], *, overwrite: bool, estimated_byt
         OutputIsFileError: a folder output names a file.
         OutputExistsError: the target exists and ``overwrite`` is False.
     """
-    p = Path(path).expanduser()
+    p = Path(os.path.expanduser(path))  # an unknown ~user stays as typed
     what = f"{option} {p}" if option else str(p)
+    try:
+        return _check_output(p, what, overwrite, estimated_bytes, folder, create_parents, option)
+    except OutputError:
+        raise
+    except OSError as err:  # a name too long, a folder on the way that is a file, ...
+        raise OutputError(f"Cannot write {what} ({err.strerror or err}); choose another output "
+                          "path.") from err
+
+
+def _check_output(p: Path, what: str, overwrite: bool, estimated_bytes: int, folder: bool,
+                  create_parents: bool, option: str | None) -> Path:
     again = "pass --overwrite" if option else "pass overwrite=True (CLI: --overwrite)"
     if folder and (p.is_file() or (p.exists() and not p.is_dir())):
         raise OutputIsFileError(f"{what} is a file, not a folder; name a folder, or remove "
@@ -303,17 +239,22 @@ class AtomicFile:
     def __init__(self, target: str | os.PathLike[str], *, overwrite: bool,
                  verify: Callable[[Path], None] | None = None,
                  expected_size: int | None = None) -> None:
-        self.target = Path(target).expanduser()
+        self.target = Path(os.path.expanduser(target))
         self.overwrite, self.verify, self.expected_size = overwrite, verify, expected_size
         self.tmp = partial_path(self.target)
         os.close(os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         self._done = False
 
     def commit(self) -> Path:
-        """Flush, check, rename over the target and flush the folder; returns the target."""
+        """Flush, check, rename over the target and flush the folder; returns the target.
+
+        Within :func:`hsizoo.io.commit.commit_together` the checked file is staged instead, and
+        renamed when the transaction ends (with the other outputs, or not at all).
+        """
         if self._done:
             return self.target
         self._done = True
+        staged = False
         try:
             try:
                 fsync_path(self.tmp)
@@ -327,16 +268,25 @@ class AtomicFile:
                 os.chmod(self.tmp, 0o666 & ~current_umask())
             except Exception as err:
                 raise self._failed(err) from err
-            try:
-                _swap_file(self.tmp, self.target, self.overwrite)
-            except OutputError:
-                raise
-            except OSError as err:  # the rename itself failed: the target is unchanged
-                raise self._failed(err) from err
-            fsync_path(self.target.parent)
+            tx = TRANSACTION.get()
+            if tx is not None:
+                tx.stage(self.target, self.tmp, self._rename)
+                staged = True
+            else:
+                self._rename()
         finally:
-            self.tmp.unlink(missing_ok=True)
+            if not staged:
+                self.tmp.unlink(missing_ok=True)
         return self.target
+
+    def _rename(self) -> None:
+        try:
+            _swap_file(self.tmp, self.target, self.overwrite)
+        except OutputError:
+            raise
+        except OSError as err:  # the rename itself failed: the target is unchanged
+            raise self._failed(err) from err
+        fsync_path(self.target.parent)
 
     def abort(self) -> None:
         """Discard the partial file."""
@@ -429,10 +379,11 @@ def atomic_folder(target: str | os.PathLike[str], *, may_replace: Callable[[Path
     Yields:
         The new folder to fill.
     """
-    target = Path(target).expanduser()
+    target = Path(os.path.expanduser(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     new = partial_path(target)
     new.mkdir()  # with the user's umask
+    staged = False
     try:
         yield new
         for p in new.iterdir():
@@ -452,10 +403,16 @@ def atomic_folder(target: str | os.PathLike[str], *, may_replace: Callable[[Path
                     if not (new / p.name).exists() and ".hsizoo-" not in p.name:
                         _copy(p, new / p.name)
         fsync_path(new)
-        _swap_folder(new, target)
-        fsync_path(target.parent)
+        tx = TRANSACTION.get()
+        if tx is not None:  # renamed with the other outputs of the job, or not at all
+            tx.stage(target, new, lambda: (_swap_folder(new, target), fsync_path(target.parent)))
+            staged = True
+        else:
+            _swap_folder(new, target)
+            fsync_path(target.parent)
     finally:
-        shutil.rmtree(new, ignore_errors=True)
+        if not staged:
+            shutil.rmtree(new, ignore_errors=True)
 
 
 def _copy(src: Path, dst: Path) -> None:

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from hsizoo.io.band_metadata import _resolve, _to_nm
-from hsizoo.io.scene import Scene
+from hsizoo.io.band_metadata import _resolve, _to_nm, as_wavelength_array
+from hsizoo.io.limits import check_read_size
+from hsizoo.io.scene import Scene, axis_order_hint
 from hsizoo.io.validity import valid_mask
 
 _MAT_WL_NAMES = ("wavelength", "wavelengths", "wl", "wavelength_nm", "wavelengths_nm", "lambda")
@@ -85,6 +86,23 @@ def _mat_load(path: Path, kind: str, names: Sequence[str]) -> dict[str, np.ndarr
     return {n: np.asarray(data[n]) for n in names}
 
 
+# bytes per value of MATLAB classes (and of the numpy dtypes h5py reports without one)
+_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4,
+             "uint32": 4, "int64": 8, "uint64": 8, "logical": 1}
+
+
+def check_mat_size(path: Path, entry: tuple[tuple[int, ...], str]) -> None:
+    """Refuse loading a .mat cube that cannot fit in memory: it is loaded in its own type and
+    then converted to float32 (:func:`hsizoo.io.limits.check_read_size`)."""
+    shape, cls = entry
+    n = int(np.prod(shape, dtype=np.float64))
+    size = _ITEMSIZE.get(cls) or (np.dtype(cls).itemsize if cls in np.sctypeDict else 8)
+    stored = n * size if cls not in ("single", "float32") else 0
+    h, w = (shape + (1, 1))[:2]
+    check_read_size(stored + 4 * n + h * w, path, (shape + (1, 1, 1))[:3],
+                    f"MATLAB {cls} read as float32", windowed=False)
+
+
 _NUMERIC = {"double", "single", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
             "uint64", "logical"}
 
@@ -124,8 +142,16 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
     wl_names = [n for n in variables if n.lower() in _MAT_WL_NAMES
                 and int(np.prod(variables[n][0])) == bands]
     fw_names = [n for n in variables if n.lower() == "fwhm" and int(np.prod(variables[n][0])) == bands]
+    check_mat_size(path, variables[name])
     loaded = _mat_load(path, kind, [name, *wl_names[:1], *fw_names[:1]])
-    cube = np.asarray(loaded[name], dtype=np.float32)
+    raw = loaded[name]
+    if raw.dtype.kind not in "biuf":
+        what = "complex values" if raw.dtype.kind == "c" else f"{raw.dtype} values"
+        raise ValueError(
+            f"The variable {name!r} of {path} holds {what}; hsizoo reads real-valued reflectance "
+            "or radiance. Convert it to a real numeric array (e.g. abs() for complex data) and "
+            "save it again.")
+    cube = np.asarray(raw, dtype=np.float32)
     found = None
     wrong = [n for n in variables if n.lower() in _MAT_WL_NAMES and n not in wl_names]
     if wavelengths is None and not wl_names and wrong:
@@ -133,9 +159,17 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
         found = (np.full(int(np.prod(variables[wrong[0]][0])), np.nan), None,
                  f"variable {wrong[0]!r}")
     if wl_names:
-        wl = _to_nm(loaded[wl_names[0]].reshape(-1), None)
-        fw = _to_nm(loaded[fw_names[0]].reshape(-1), "um" if wl_names and
-                    np.nanmax(loaded[wl_names[0]]) < 30 else "nm") if fw_names else None
+        raw_wl = as_wavelength_array(loaded[wl_names[0]].reshape(-1),
+                                     f"The variable {wl_names[0]!r} of {path}")
+        wl = _to_nm(raw_wl, None)
+        fw = None
+        if fw_names:
+            try:
+                fw = as_wavelength_array(loaded[fw_names[0]].reshape(-1), "fwhm")
+            except ValueError:
+                fw = None  # not numbers: no FWHM (they are optional)
+            else:  # in the unit of the wavelengths
+                fw = _to_nm(fw, "um" if np.all(wl != raw_wl) else "nm")
         found = (wl, fw, f"variable {wl_names[0]!r}")
     meta: dict[str, Any] = {"mat_variable": name, "mat_version": kind}
     if wavelengths is None and sensor is None and found is None:
@@ -155,5 +189,9 @@ def _read_mat(path: Path, variable: str | None, wavelengths: Sequence[float] | N
                                 "a 1-D variable named wavelength(s)/wl of one value per band",
                                 cube.shape)
     meta["wavelength_source"] = source
+    hint = axis_order_hint(cube.shape)
+    if hint:
+        warnings.warn(f"{path.name}: the cube {name!r} may be stored bands-first.{hint}",
+                      UserWarning, stacklevel=3)
     return Scene(cube=cube, wavelengths=wl, valid=valid_mask(cube, nodata), fwhm=fwhm,
                  path=str(path), sensor=sensor, meta={**meta, "nodata": nodata})

@@ -1,10 +1,12 @@
 """Reading hyperspectral scenes: GeoTIFF and ENVI (through rasterio/GDAL) and MATLAB .mat files.
 
 The public entry points (:func:`read_scene`, :func:`read_scene_info`, :func:`iter_windows`,
-:func:`read_labels`) and the raster (GeoTIFF, ENVI, anything GDAL reads) reading live here;
-MATLAB files are read by :mod:`hsizoo.io.matlab`, band wavelengths are found and normalised to nm
-by :mod:`hsizoo.io.band_metadata` (which documents the order in which places are searched), and
-pixel validity is :func:`hsizoo.io.validity.valid_mask`.
+:func:`read_labels`) live here. Rasters are opened by :mod:`hsizoo.io.raster`, after an ENVI
+header has been checked by :mod:`hsizoo.io.envi`; MATLAB files are read by :mod:`hsizoo.io.matlab`;
+band wavelengths are found and normalised to nm by :mod:`hsizoo.io.band_metadata` (which documents
+the order in which places are searched); label maps are read and checked by
+:mod:`hsizoo.io.labels`; whole-scene reads are checked against the memory available by
+:mod:`hsizoo.io.limits`; pixel validity is :func:`hsizoo.io.validity.valid_mask`.
 """
 from __future__ import annotations
 
@@ -16,15 +18,23 @@ from typing import Any
 
 import numpy as np
 
-from hsizoo.io.band_metadata import _parse_envi_list, _raster_wavelengths, _resolve
-from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables, _read_mat
+from hsizoo.io.band_metadata import _raster_wavelengths, _resolve, descriptions
+from hsizoo.io.envi import envi_band_names, envi_wavelengths
+from hsizoo.io.labels import read_labels
+from hsizoo.io.limits import check_read_size
+from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables, _read_mat, check_mat_size
+from hsizoo.io.raster import (
+    _check_path,
+    open_raster,
+    read_block,
+    check_real,
+    envi_header_of,
+)
 from hsizoo.io.scene import Scene
-from hsizoo.io.validity import valid_mask
+from hsizoo.io.validity import no_valid_pixel_message, valid_mask
 from hsizoo.io.windows import WindowBlock, check_empty, plan_windows
 
-_RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw",
-                    ".envi", ".vrt", ".hdr", ""}
-_ENVI_DATA_SUFFIXES = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw", ".envi")
+__all__ = ["SceneInfo", "iter_windows", "read_labels", "read_scene", "read_scene_info"]
 
 
 @dataclass
@@ -63,93 +73,28 @@ class SceneInfo:
 # Rasters (GeoTIFF, ENVI, anything GDAL reads)
 
 
-def _envi_data_path(path: Path) -> Path:
-    """The ENVI data file that goes with a .hdr header."""
-    stem = path.with_suffix("")
-    for suffix in _ENVI_DATA_SUFFIXES:
-        cand = stem.with_name(stem.name + suffix) if suffix else stem
-        if cand.is_file() and cand != path:
-            return cand
-    raise FileNotFoundError(
-        f"ENVI header {path} found but no data file beside it (looked for "
-        f"{', '.join(stem.name + s for s in _ENVI_DATA_SUFFIXES)}). Put the data file next to the "
-        "header with the same base name, or pass the data file's path."
-    )
-
-
-def _check_path(path: str | Path) -> Path:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(
-            f"Scene file {p} does not exist. Check the path (relative paths are resolved from "
-            f"{Path.cwd()})."
-        )
-    if p.is_dir():
-        raise ValueError(f"{p} is a folder; pass the path of a GeoTIFF, ENVI or .mat file.")
-    if p.suffix.lower() == ".hdr":
-        p = _envi_data_path(p)
-    return p
-
-
-def _open_raster(path: Path) -> Any:
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            # not being georeferenced is fine (crs/transform become None)
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as err:
-        raise ValueError(
-            f"Could not read {path} as a raster ({err}). The file may be truncated, corrupt or in a "
-            "format GDAL does not read; for ENVI data keep the .hdr header beside it. Re-export or "
-            "re-download the file."
-        ) from err
-
-
-def _read_block(ds: Any, path: Path, window: Any = None) -> np.ndarray:
-    """Read (h, w, B) float32 from an open dataset, turning GDAL read errors into ValueError.
-
-    GDAL converts to float32 and interleaves bands straight into the (h, w, B) buffer (rasterio
-    passes the strided view on), so a window costs one float32 block and no temporary copies.
-    """
-    from einops import rearrange
-    from rasterio.errors import RasterioIOError
-    from rasterio.windows import Window
-
-    if window is None:
-        window = Window(0, 0, ds.width, ds.height)
-    out = np.empty((int(window.height), int(window.width), ds.count), dtype=np.float32)
-    try:
-        ds.read(window=window, out=rearrange(out, "h w b -> b h w"))
-    except RasterioIOError as err:
-        raise ValueError(
-            f"Reading pixels of {path} failed ({err}); the file is probably truncated or corrupt. "
-            "Re-export or re-download it."
-        ) from err
-    return out
-
-
 def _raster_info(path: Path, ds: Any, wavelengths: Sequence[float] | None, sensor: str | None,
                  nodata: float | None) -> SceneInfo:
+    check_real(ds, path)
+    envi = envi_header_of(path) if ds.driver == "ENVI" else None
     # Wavelengths given by the caller win: the file's metadata (even an unknown unit) is not read.
-    found = _raster_wavelengths(ds) if wavelengths is None else None
-    wl, fwhm, source = _resolve(
-        path, ds.count, wavelengths, sensor, found,
-        "band tags (wavelength / wavelength_units / IMAGERY domain), band descriptions, "
-        "the ENVI metadata domain (wavelength = {...})",
-    )
+    if envi is not None:
+        # GDAL turns unparsable header values into 0 nm and keeps the first values of a list
+        # that is too long: the header is read here instead
+        found = envi_wavelengths(envi[1], ds.count, envi[0]) if wavelengths is None else None
+        looked = "the ENVI header's wavelength list (wavelength = {...}) and band names"
+    else:
+        found = _raster_wavelengths(ds) if wavelengths is None else None
+        looked = ("band tags (wavelength / wavelength_units / IMAGERY domain), band "
+                  "descriptions, the ENVI metadata domain (wavelength = {...})")
+    wl, fwhm, source = _resolve(path, ds.count, wavelengths, sensor, found, looked)
     if nodata is None:
         nodata = ds.nodata
-    names = [d for d in ds.descriptions]
-    if ds.driver == "ENVI":
+    names = descriptions(ds)
+    if envi is not None:
         # GDAL appends the wavelength to ENVI band names ("b1 (450.5 Nanometers)"); keep the
         # names as the header gives them
-        try:
-            listed = _parse_envi_list(ds.tags(ns="ENVI").get("band_names"))
-        except Exception:
-            listed = None
+        listed = envi_band_names(envi[1])
         if listed and len(listed) == ds.count:
             names = listed
     crs = ds.crs if ds.crs else None
@@ -163,53 +108,6 @@ def _raster_info(path: Path, ds: Any, wavelengths: Sequence[float] | None, senso
         band_names=names if all(names) else None, dtype=ds.dtypes[0],
         meta={"wavelength_source": source, "driver": ds.driver},
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Labels
-
-
-def read_labels(source: Any, *, variable: str | None = None) -> np.ndarray:
-    """Read an (H, W) integer label map from an array, .mat, .npz, .npy or single-band raster.
-
-    Args:
-        source: An array, or the path of a file holding one 2-D label array.
-        variable: Name of the .mat/.npz variable when the file holds several 2-D arrays.
-
-    Returns:
-        The label map as int64 (0 = unlabelled).
-    """
-    if isinstance(source, (str, Path)):
-        p = Path(source).expanduser()
-        if not p.is_file():
-            raise FileNotFoundError(f"Label file {p} does not exist.")
-        suffix = p.suffix.lower()
-        if suffix == ".mat":
-            kind, variables = _mat_variables(p)
-            name = _mat_pick(p, variables, 2, variable, "label map (H, W)")
-            arr = _mat_load(p, kind, [name])[name]
-        elif suffix == ".npz":
-            with np.load(p) as z:
-                keys = [variable] if variable else (["gt"] if "gt" in z.files else z.files)
-                if len(keys) != 1:
-                    raise ValueError(f"{p} holds {z.files}; pass variable=<name> for the labels.")
-                arr = z[keys[0]]
-        elif suffix == ".npy":
-            arr = np.load(p)
-        else:
-            with _open_raster(_check_path(p)) as ds:
-                arr = ds.read(1)
-    else:
-        arr = np.asarray(source)
-    arr = np.squeeze(arr)
-    if arr.ndim != 2:
-        raise ValueError(f"Labels must be a 2-D (H, W) map; got shape {arr.shape}.")
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
-            raise ValueError("Labels must be integers (0 = unlabelled, 1..K classes).")
-    if arr.size and arr.min() < 0:
-        raise ValueError(f"Labels must be >= 0 (0 = unlabelled); found {arr.min()}.")
-    return arr.astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +133,7 @@ def read_scene_info(path: str | Path, wavelengths: Sequence[float] | None = None
         h, w, b = scene.shape
         return SceneInfo(str(p), h, w, b, scene.wavelengths, scene.fwhm, nodata=nodata,
                          meta=scene.meta)
-    with _open_raster(p) as ds:
+    with open_raster(p) as ds:
         return _raster_info(p, ds, wavelengths, sensor, nodata)
 
 
@@ -264,21 +162,30 @@ def read_scene(path: str | Path, wavelengths: Sequence[float] | None = None,
 
     Raises:
         FileNotFoundError: the file (or an ENVI header's data file) does not exist.
-        ValueError: unreadable or truncated file, wavelengths not found or inconsistent, labels of
-            the wrong shape, ambiguous .mat variables.
+        ValueError: unreadable or truncated file, a faulty ENVI header, wavelengths not found or
+            inconsistent, labels of the wrong shape or values, ambiguous .mat variables.
+        SceneTooLargeError: the cube would not fit in the memory available (a MemoryError and a
+            ValueError; :mod:`hsizoo.io.limits`): read it window by window with
+            :func:`iter_windows`.
     """
     p = _check_path(path)
     if p.suffix.lower() == ".mat":
         scene = _read_mat(p, variable, wavelengths, sensor, nodata)
     else:
-        with _open_raster(p) as ds:
+        with open_raster(p) as ds:
             info = _raster_info(p, ds, wavelengths, sensor, nodata)
-            cube = _read_block(ds, p)
+            # the float32 cube and the validity mask, checked before allocating them
+            check_read_size(ds.height * ds.width * (4 * ds.count + 1), p,
+                            (ds.height, ds.width, ds.count), f"{info.dtype} read as float32")
+            cube = read_block(ds, p)
         scene = Scene(
             cube=cube, wavelengths=info.wavelengths, valid=valid_mask(cube, info.nodata),
             fwhm=info.fwhm, crs=info.crs, transform=info.transform, band_names=info.band_names,
             path=str(p), sensor=sensor, meta={**info.meta, "nodata": info.nodata},
         )
+    if not scene.valid.any():
+        warnings.warn(no_valid_pixel_message(scene.cube, scene.meta.get("nodata"), p),
+                      UserWarning, stacklevel=2)
     if labels is not None:
         lab = read_labels(labels)
         if lab.shape != scene.cube.shape[:2]:
@@ -333,6 +240,7 @@ def iter_windows(source: str | Path | Scene, window_size: int | tuple[int, int] 
     if p.suffix.lower() == ".mat":
         kind, variables = _mat_variables(p)
         name = _mat_pick(p, variables, 3, None, "hyperspectral cube (H, W, B)")
+        check_mat_size(p, variables[name])
         cube = np.asarray(_mat_load(p, kind, [name])[name], dtype=np.float32)
         scene = Scene(cube=cube, wavelengths=np.arange(cube.shape[2], dtype=float) + 1,
                       valid=valid_mask(cube, nodata), path=str(p))
@@ -341,10 +249,10 @@ def iter_windows(source: str | Path | Scene, window_size: int | tuple[int, int] 
     import rasterio
 
     env = {} if gdal_cache_mb is None else {"GDAL_CACHEMAX": int(gdal_cache_mb)}
-    with rasterio.Env(**env), _open_raster(p) as ds:
+    with rasterio.Env(**env), open_raster(p) as ds:
         nd = ds.nodata if nodata is None else nodata
         for win, read, core in plan_windows(ds.height, ds.width, window_size, overlap, halo):
-            cube = _read_block(ds, p, read)
+            cube = read_block(ds, p, read)
             block = WindowBlock(win, cube, valid_mask(cube, nd), read, core)
             if check_empty(block, on_empty, str(p)):
                 yield block

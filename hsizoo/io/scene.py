@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from hsizoo.io.windows import WindowBlock, check_empty, plan_windows
+from hsizoo.spectral.grid import as_wavelength_array
 
 
 def axis_order_hint(shape: tuple[int, ...] | None, num_bands: int | None = None) -> str:
@@ -72,7 +73,7 @@ class Scene:
         self.cube = np.asarray(self.cube)
         if self.cube.ndim != 3:
             raise ValueError(f"Scene cube must be (H, W, B); got shape {self.cube.shape}.")
-        self.wavelengths = np.asarray(self.wavelengths, dtype=np.float64)
+        self.wavelengths = as_wavelength_array(self.wavelengths, "Scene wavelengths")
         if self.wavelengths.shape != (self.cube.shape[2],):
             raise ValueError(
                 f"The scene has {self.cube.shape[2]} bands but {self.wavelengths.size} wavelengths "

@@ -21,3 +21,32 @@ def valid_mask(cube: np.ndarray, nodata: float | None) -> np.ndarray:
             slab &= ~(part == value).any(axis=-1)
         ok[r:r + step] = slab
     return ok
+
+
+def no_valid_pixel_message(cube: np.ndarray, nodata: float | None, where: object) -> str:
+    """Why a scene has no valid pixel, and what to check: for messages about such a scene.
+
+    Names the nodata value, and the bands that equal it (or are NaN/inf) at every pixel, since a
+    single such band invalidates every pixel.
+    """
+    h, w, b = cube.shape
+    nd = "no nodata value" if nodata is None else f"nodata value {nodata:g}"
+    parts = [f"The scene {where} has no valid pixel: every one of its {h} x {w} pixels has a "
+             f"band that is NaN, inf or equal to its nodata value ({nd})."]
+    if cube.size:
+        flat = cube.reshape(-1, b)
+        dead = ~np.isfinite(flat).any(axis=0)
+        if nodata is not None and np.isfinite(nodata):
+            dead |= (flat == np.asarray(nodata, dtype=cube.dtype)).all(axis=0)
+        if dead.all():
+            parts.append("Every band is nodata everywhere: the file holds no data (an empty "
+                         "tile, or the wrong file or variable?).")
+        elif dead.any():
+            idx = np.nonzero(dead)[0] + 1
+            parts.append(f"Band(s) {', '.join(map(str, idx[:10]))}{' ...' if idx.size > 10 else ''}"
+                         " are nodata at every pixel and invalidate all of them: drop those "
+                         "bands (and their wavelengths) first.")
+    if nodata is not None and np.isfinite(nodata):
+        parts.append(f"If {nodata:g} is a real value of the data, pass another nodata= (or fix "
+                     "the file's nodata tag).")
+    return " ".join(parts)

@@ -27,14 +27,12 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
-from einops import rearrange
 from timm.layers import trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
-from hsizoo.models._base import SpectralModelMixin, build_hsi_model
-from hsizoo.hub.cfg import hsi_cfg
+from hsizoo.models._base import SpectralInput, SpectralModelMixin, build_hsi_model, model_cfg
 
 __all__ = ["HybridSN"]
 
@@ -81,7 +79,9 @@ class HybridSN(SpectralModelMixin, nn.Module):
         grid: (start, stop, step) of the canonical grid in nm.
         sensor: Sensor preset whose wavelengths are used when forward gets none.
         wavelengths: Default band centres (nm) used when forward gets none.
-        in_chans: Accepted for timm compatibility and ignored: wavelengths define the bands.
+        in_chans, img_size: Accepted for timm compatibility and ignored: wavelengths define
+            the bands, ``patch_size`` the side.
+        device, dtype: Where and in which dtype to create the parameters (timm's factory).
     """
 
     def __init__(
@@ -98,6 +98,9 @@ class HybridSN(SpectralModelMixin, nn.Module):
         sensor: str | None = None,
         wavelengths: Sequence[float] | None = None,
         in_chans: int | None = None,
+        img_size: Any = None,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if len(channels_3d) != 3 or len(spectral_kernels) != 3:
@@ -119,10 +122,10 @@ class HybridSN(SpectralModelMixin, nn.Module):
         self.grid = tuple(float(v) for v in grid)
         self.grid_wavelengths = make_grid(self.grid)
         G = self.grid_wavelengths.size
-        self.default_wavelengths = (
-            None if wavelengths is None and sensor is None
-            else resolve_wavelengths(wavelengths, sensor)
-        )
+        # Reads the wavelengths; the model's default ones when forward gets none.
+        own = None if wavelengths is None and sensor is None else resolve_wavelengths(
+            wavelengths, sensor)
+        self.spectral_input = SpectralInput(self.grid, own, patch_size)
         self.sensor = sensor
         self._arch_args = dict(
             patch_size=patch_size, num_components=num_components,
@@ -158,8 +161,9 @@ class HybridSN(SpectralModelMixin, nn.Module):
         self.fc = nn.Sequential(*layers)
         self.num_features = self.head_hidden_size = dims[-1]
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self._resampler_cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self.apply(self._init_weights)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
@@ -173,17 +177,18 @@ class HybridSN(SpectralModelMixin, nn.Module):
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                          ) -> torch.Tensor:
         """Feature map (B, channels_2d, P - 8, P - 8) after the 2-D convolution."""
-        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
-            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
-                             f"got {tuple(x.shape)}.")
-        xc, present = self.canonicalize(x, wavelengths)
-        z = self.spectral_reduce(rearrange(xc, "b g h w -> b h w g"))
-        z = z + self.presence_embed(present.to(z.dtype))
-        z = rearrange(z, "b h w c -> b 1 c h w")
+        z = self._reduce(x, wavelengths)
         for blk in self.blocks[:3]:
             z = blk(z)
         # The 2-D stage sees the spectral-spatial stack as channels (the "hybrid" of the title).
-        return self.blocks[3](rearrange(z, "b c d h w -> b (c d) h w"))
+        return self.blocks[3](z.flatten(1, 2))
+
+    def _reduce(self, x: torch.Tensor, wavelengths: Sequence[float] | None) -> torch.Tensor:
+        """Patches -> the learned spectral reduction per pixel, (B, 1, num_components, P, P)."""
+        xc, present = self.spectral_input(x, wavelengths)  # checks the patch shape too
+        z = self.spectral_reduce(xc.permute(0, 2, 3, 1))  # (B, P, P, C)
+        z = z + self.presence_embed(present.to(z.dtype))
+        return z.permute(0, 3, 1, 2).unsqueeze(1)
 
     def forward_intermediates(
         self,
@@ -213,20 +218,15 @@ class HybridSN(SpectralModelMixin, nn.Module):
             raise ValueError(f"HybridSN's features are maps: output_fmt must be 'NCHW', got "
                              f"{output_fmt!r}.")
         take, max_index = feature_take_indices(len(self.blocks), indices)
-        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
-            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
-                             f"got {tuple(x.shape)}.")
-        xc, present = self.canonicalize(x, wavelengths)
-        z = self.spectral_reduce(rearrange(xc, "b g h w -> b h w g"))
-        z = rearrange(z + self.presence_embed(present.to(z.dtype)), "b h w c -> b 1 c h w")
+        z = self._reduce(x, wavelengths)
         inter: list[torch.Tensor] = []
         blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
         for i, blk in enumerate(blocks):
             if z.ndim == 5 and i == 3:
-                z = rearrange(z, "b c d h w -> b (c d) h w")
+                z = z.flatten(1, 2)
             z = blk(z)
             if i in take:
-                inter.append(rearrange(z, "b c d h w -> b (c d) h w") if z.ndim == 5 else z)
+                inter.append(z.flatten(1, 2) if z.ndim == 5 else z)
         if intermediates_only:
             return inter
         return z, inter
@@ -247,7 +247,7 @@ class HybridSN(SpectralModelMixin, nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Flatten the feature map, dense layers, then the classifier."""
-        feats = self.fc(rearrange(x, "b c h w -> b (c h w)"))
+        feats = self.fc(x.flatten(1))
         return feats if pre_logits else self.head(feats)
 
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
@@ -259,13 +259,19 @@ def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> H
                            "trained from scratch on the shots.", **kwargs)
 
 
+def _cfg(patch_size: int = 9, **kwargs: Any) -> Any:
+    # forward_features' map: four valid 3 x 3 convolutions.
+    return model_cfg(patch_size, first_conv="spectral_reduce", feature_side=patch_size - 8,
+                     **kwargs)
+
+
 default_cfgs = generate_default_cfgs({
-    "hybridsn_test.untrained": hsi_cfg(paper_ids="arXiv:1902.06701", paper_name="HybridSN: "
-                                       "Exploring 3-D-2-D CNN Feature Hierarchy for Hyperspectral "
-                                       "Image Classification"),
-    "hybridsn.untrained": hsi_cfg(paper_ids="arXiv:1902.06701", paper_name="HybridSN: Exploring "
-                                  "3-D-2-D CNN Feature Hierarchy for Hyperspectral Image "
-                                  "Classification"),
+    "hybridsn_test.untrained": _cfg(paper_ids="arXiv:1902.06701", paper_name="HybridSN: "
+                                    "Exploring 3-D-2-D CNN Feature Hierarchy for Hyperspectral "
+                                    "Image Classification"),
+    "hybridsn.untrained": _cfg(paper_ids="arXiv:1902.06701", paper_name="HybridSN: Exploring "
+                               "3-D-2-D CNN Feature Hierarchy for Hyperspectral Image "
+                               "Classification"),
 })
 
 

@@ -18,7 +18,9 @@ only; this is our reading (DESIGN.md, "S2Former: our reading of the paper"):
 * Head: the centre pixel's spatial token concatenated with the mean of the spectral tokens.
 
 Input is ``x`` of shape (B, bands, P, P) in the sensor's band order, standardised per band
-(:func:`hsizoo.spectral.grid.band_stats`), plus the band centre wavelengths.
+(:func:`hsizoo.spectral.grid.band_stats`), plus the band centre wavelengths: a tensor (what
+``torch.compile`` and ``torch.export`` take as an input), a sequence, or none (the model's
+default sensor, see :class:`hsizoo.models._base.SpectralInput`).
 """
 from __future__ import annotations
 
@@ -29,85 +31,15 @@ import torch
 import torch.utils.checkpoint
 import torch.nn as nn
 import torch.nn.functional as F
-from einops import rearrange
-from timm.layers import DropPath, Mlp, trunc_normal_
+from timm.layers import trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
 from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
-from hsizoo.models._base import SpectralModelMixin, build_hsi_model
-from hsizoo.hub.cfg import hsi_cfg
+from hsizoo.models._base import SpectralInput, SpectralModelMixin, build_hsi_model, model_cfg
+from hsizoo.models._layers import Attention, DualBlock, sinusoidal_encoding  # noqa: F401
 
 __all__ = ["S2Former"]
-
-
-class Attention(nn.Module):
-    """Multi-head attention for self- or cross-attention, with an optional key padding mask."""
-
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0) -> None:
-        super().__init__()
-        assert dim % num_heads == 0, f"dim {dim} must be divisible by num_heads {num_heads}"
-        self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.attn_drop = attn_drop
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, D) attends to context (B, M, D) (itself if None); key_mask (B, M) True = keep."""
-        context = x if context is None else context
-        q = rearrange(self.q(x), "b n (h d) -> b h n d", h=self.num_heads)
-        k, v = rearrange(self.kv(context), "b m (two h d) -> two b h m d", two=2, h=self.num_heads)
-        mask = None if key_mask is None else rearrange(key_mask, "b m -> b 1 1 m")
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.0)
-        return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
-
-
-class DualBlock(nn.Module):
-    """One S2Former block: per-branch self-attention, bidirectional cross-attention, per-branch MLP."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 2.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0) -> None:
-        super().__init__()
-        norm = lambda: nn.LayerNorm(dim, eps=1e-6)  # noqa: E731
-        hidden = int(dim * mlp_ratio)
-        self.norm_sp, self.attn_sp = norm(), Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        self.norm_se, self.attn_se = norm(), Attention(dim, num_heads, qkv_bias, attn_drop, drop)
-        # Bidirectional cross-attention (paper: "each branch guides the other").
-        self.norm_sp_q, self.norm_se_kv = norm(), norm()
-        self.cross_sp = Attention(dim, num_heads, qkv_bias, attn_drop, drop)  # spatial <- spectral
-        self.norm_se_q, self.norm_sp_kv = norm(), norm()
-        self.cross_se = Attention(dim, num_heads, qkv_bias, attn_drop, drop)  # spectral <- spatial
-        self.norm_sp2, self.mlp_sp = norm(), Mlp(dim, hidden, act_layer=nn.GELU, drop=drop)
-        self.norm_se2, self.mlp_se = norm(), Mlp(dim, hidden, act_layer=nn.GELU, drop=drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, sp: torch.Tensor, se: torch.Tensor,
-                se_keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        dp = self.drop_path
-        sp = sp + dp(self.attn_sp(self.norm_sp(sp)))
-        se = se + dp(self.attn_se(self.norm_se(se), key_mask=se_keep))
-        # Both directions read the states before either is updated, so neither branch leads.
-        sp_new = sp + dp(self.cross_sp(self.norm_sp_q(sp), self.norm_se_kv(se), key_mask=se_keep))
-        se = se + dp(self.cross_se(self.norm_se_q(se), self.norm_sp_kv(sp)))
-        sp = sp_new + dp(self.mlp_sp(self.norm_sp2(sp_new)))
-        se = se + dp(self.mlp_se(self.norm_se2(se)))
-        return sp, se
-
-
-def sinusoidal_encoding(positions: torch.Tensor, dim: int, scale: float = 10000.0) -> torch.Tensor:
-    """Transformer sine/cosine encoding of real-valued positions (N,) -> (N, dim)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(scale) * torch.arange(half, dtype=torch.float64) / half)
-    ang = positions.to(torch.float64)[:, None] * freqs[None]
-    enc = torch.cat([ang.sin(), ang.cos()], dim=1)
-    if dim % 2:
-        enc = F.pad(enc, (0, 1))
-    return enc.float()
 
 
 class S2Former(SpectralModelMixin, nn.Module):
@@ -129,7 +61,9 @@ class S2Former(SpectralModelMixin, nn.Module):
         drop_rate: Dropout in MLPs and projections, and before the head.
         attn_drop_rate: Attention dropout.
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
-        in_chans: Accepted for timm compatibility and ignored: wavelengths define the bands.
+        in_chans, img_size: Accepted for timm compatibility and ignored: wavelengths define
+            the bands, ``patch_size`` the side.
+        device, dtype: Where and in which dtype to create the parameters (timm's factory).
     """
 
     def __init__(
@@ -150,6 +84,9 @@ class S2Former(SpectralModelMixin, nn.Module):
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         in_chans: int | None = None,
+        img_size: Any = None,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if patch_size % 2 == 0 or center_size % 2 == 0 or center_size > patch_size:
@@ -165,10 +102,11 @@ class S2Former(SpectralModelMixin, nn.Module):
         G = self.grid_wavelengths.size
         self.num_groups = math.ceil(G / group_size)
         self.num_features = self.head_hidden_size = 2 * embed_dim
-        self.default_wavelengths = (
-            None if wavelengths is None and sensor is None
-            else resolve_wavelengths(wavelengths, sensor)
-        )
+        self._pad = self.num_groups * group_size - G  # grid points padding the last group
+        # Reads the wavelengths; the model's default ones when forward gets none.
+        own = None if wavelengths is None and sensor is None else resolve_wavelengths(
+            wavelengths, sensor)
+        self.spectral_input = SpectralInput(self.grid, own, patch_size)
         self.sensor = sensor
         # The arguments that rebuild this architecture (config.json; see model_args).
         self._arch_args = dict(
@@ -190,7 +128,7 @@ class S2Former(SpectralModelMixin, nn.Module):
                              persistent=False)
         self.mask_token_se = nn.Parameter(torch.zeros(1, 1, embed_dim))
 
-        dpr = [float(v) for v in torch.linspace(0, drop_path_rate, depth)]
+        dpr = [float(v) for v in torch.linspace(0, drop_path_rate, depth, device="cpu")]
         self.blocks = nn.ModuleList([
             DualBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i])
             for i in range(depth)
@@ -203,11 +141,12 @@ class S2Former(SpectralModelMixin, nn.Module):
         self.norm_se = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self._resampler_cache: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self.apply(self._init_weights)
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.mask_token_sp, std=0.02)
         trunc_normal_(self.mask_token_se, std=0.02)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -228,13 +167,12 @@ class S2Former(SpectralModelMixin, nn.Module):
 
     def group_presence(self, present: torch.Tensor) -> torch.Tensor:
         """(num_groups,) True where a spectral group has at least one covered grid point."""
-        pad = self.num_groups * self.group_size - present.numel()
-        return F.pad(present, (0, pad)).view(self.num_groups, self.group_size).any(1)
+        return F.pad(present, (0, self._pad)).view(self.num_groups, self.group_size).any(1)
 
     # ------------------------------------------------------------------ embedding
     def embed_spatial(self, xc: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Canonical patch (B, G, P, P) -> spatial tokens (B, P*P, D), positions included."""
-        tok = self.pixel_embed(rearrange(xc, "b g h w -> b (h w) g"))
+        tok = self.pixel_embed(xc.permute(0, 2, 3, 1).flatten(1, 2))  # (B, P*P, G)
         tok = tok + self.presence_embed(present.to(tok.dtype))
         return tok + self.pos_embed
 
@@ -242,11 +180,9 @@ class S2Former(SpectralModelMixin, nn.Module):
         """Canonical patch (B, G, P, P) -> spectral group tokens (B, num_groups, D)."""
         P, c = self.patch_size, self.center_size
         o = (P - c) // 2
-        centre = xc[:, :, o:o + c, o:o + c]
-        pad = self.num_groups * self.group_size - xc.shape[1]
-        centre = F.pad(centre, (0, 0, 0, 0, 0, pad))
-        vals = rearrange(centre, "b (n s) h w -> b n (s h w)", s=self.group_size)
-        pres = F.pad(present, (0, pad)).to(vals.dtype).view(1, self.num_groups, self.group_size)
+        centre = F.pad(xc[:, :, o:o + c, o:o + c], (0, 0, 0, 0, 0, self._pad))
+        vals = centre.unflatten(1, (self.num_groups, self.group_size)).flatten(2)  # (B, n, s*c*c)
+        pres = F.pad(present, (0, self._pad)).to(vals.dtype).view(1, self.num_groups, -1)
         vals = torch.cat([vals, pres.expand(vals.shape[0], -1, -1)], dim=-1)
         return self.group_embed(vals) + self.wl_embed.to(vals.dtype)
 
@@ -268,19 +204,24 @@ class S2Former(SpectralModelMixin, nn.Module):
             presence (num_groups,) bool.
         """
         sp, se, gp = self._embed(x, wavelengths)
-        if spatial_mask is not None:
-            sp = torch.where(spatial_mask[..., None], self.mask_token_sp.to(sp.dtype), sp)
-        if spectral_mask is not None:
-            se = torch.where(spectral_mask[..., None], self.mask_token_se.to(se.dtype), se)
+        sp = self._mask(sp, spatial_mask, self.mask_token_sp)
+        se = self._mask(se, spectral_mask, self.mask_token_se)
         return self.encode(sp, se, gp)
+
+    @staticmethod
+    def _mask(tokens: torch.Tensor, mask: torch.Tensor | None, token: torch.Tensor) -> torch.Tensor:
+        if mask is None:
+            if not torch.is_grad_enabled():
+                return tokens
+            # Nothing masked, but the mask token stays in the graph (gradient 0, output
+            # unchanged): DistributedDataParallel and timm's tests expect every parameter used.
+            mask = torch.zeros((1,), dtype=torch.bool, device=tokens.device)
+        return torch.where(mask[..., None], token.to(tokens.dtype), tokens)
 
     def _embed(self, x: torch.Tensor, wavelengths: Sequence[float] | None
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Patches -> spatial tokens, spectral tokens and group presence, before the blocks."""
-        if x.ndim != 4 or x.shape[-1] != self.patch_size or x.shape[-2] != self.patch_size:
-            raise ValueError(f"Expected patches (B, bands, {self.patch_size}, {self.patch_size}); "
-                             f"got {tuple(x.shape)}.")
-        xc, present = self.canonicalize(x, wavelengths)
+        xc, present = self.spectral_input(x, wavelengths)  # checks the patch shape too
         return (self.embed_spatial(xc, present), self.embed_spectral(xc, present),
                 self.group_presence(present))
 
@@ -341,7 +282,7 @@ class S2Former(SpectralModelMixin, nn.Module):
             if i in take:
                 a, b = (self.norm_sp(sp), self.norm_se(se)) if norm else (sp, se)
                 if output_fmt == "NCHW":
-                    a = rearrange(a, "b (h w) d -> b d h w", h=self.patch_size)
+                    a = a.unflatten(1, (self.patch_size, -1)).permute(0, 3, 1, 2)
                 inter.append((a, self._fill_missing_groups(b, gp)) if return_spectral_tokens else a)
         if intermediates_only:
             return inter
@@ -375,10 +316,12 @@ class S2Former(SpectralModelMixin, nn.Module):
 
     @staticmethod
     def _fill_missing_groups(se: torch.Tensor, gp: torch.Tensor) -> torch.Tensor:
-        if bool(gp.all()):
-            return se
-        mean = se[:, gp].mean(1, keepdim=True)
-        return torch.where(gp.view(1, -1, 1), se, mean)
+        # The mean over covered groups without indexing by the mask: no data-dependent shape.
+        keep = gp.view(1, -1, 1)
+        count = keep.sum(1, keepdim=True).clamp(min=1).to(se.dtype)
+        mean = torch.where(keep, se, torch.zeros((), dtype=se.dtype, device=se.device)).sum(
+            1, keepdim=True) / count
+        return torch.where(keep, se, mean)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool tokens from forward_features: centre spatial token + mean spectral token."""
@@ -433,21 +376,25 @@ def _create_s2former(variant: str, pretrained: bool, defaults: dict[str, Any],
     return build_hsi_model(S2Former, variant, pretrained, hint, **kwargs)
 
 
+def _cfg(patch_size: int = 9, **kwargs: Any) -> Any:
+    return model_cfg(patch_size, first_conv="pixel_embed", **kwargs)
+
+
 # Published checkpoints: each is a folder hsizoo/weights/<arch>.<tag>/ (package data, see
 # hsizoo/hub/shipped.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the
 # card records the command, data, steps and loss curve). The first tag of an architecture is its
 # default for pretrained=True.
 def _in_domain_cfg(name: str, patch_size: int, sha256: str) -> dict[str, Any]:
     """A checkpoint pretrained on the real Indian Pines pixels (its folder and Hub repo: name)."""
-    return hsi_cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}", hf_hub_revision="main",
-                   sensor="aviris_indian_pines", sha256=sha256,
-                   pretraining="masked reconstruction + FDC + view agreement on the real "
-                               "Indian Pines pixels (in-domain)")
+    return _cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}", hf_hub_revision="main",
+                sensor="aviris_indian_pines", sha256=sha256,
+                pretraining="masked reconstruction + FDC + view agreement on the real "
+                            "Indian Pines pixels (in-domain)")
 
 
 default_cfgs = generate_default_cfgs({
-    "s2former_test.untrained": hsi_cfg(patch_size=5),
-    "s2former_tiny.ssl_simulated": hsi_cfg(
+    "s2former_test.untrained": _cfg(patch_size=5),
+    "s2former_tiny.ssl_simulated": _cfg(
         patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
         hf_hub_revision="main",
         sha256="d097a30f993e95feba1ae73e1b39f780e2e209c6e0b7e8e7810b1484e928b34e",
@@ -456,15 +403,15 @@ default_cfgs = generate_default_cfgs({
     "s2former_tiny.ssl_indianpines": _in_domain_cfg(
         "s2former_tiny.ssl_indianpines", 7,
         "db1ed5ed4ed4ae25edd4ab8d7f5452bbc86221b27aa7a0d12dffae046a833d9e"),
-    "s2former_tiny.untrained": hsi_cfg(patch_size=7),
+    "s2former_tiny.untrained": _cfg(patch_size=7),
     "s2former_small.ssl_indianpines": _in_domain_cfg(
         "s2former_small.ssl_indianpines", 9,
         "ae28bb9a28123b39d3947fc9dafe1d60357beff415c9e53d7c40ce3bc223c2d5"),
-    "s2former_small.untrained": hsi_cfg(),
+    "s2former_small.untrained": _cfg(),
     "s2former_base.ssl_indianpines": _in_domain_cfg(
         "s2former_base.ssl_indianpines", 9,
         "a56358e9e50e74c9d216737612f452844980202902adac1b52861e6f26e51429"),
-    "s2former_base.untrained": hsi_cfg(),
+    "s2former_base.untrained": _cfg(),
 })
 
 

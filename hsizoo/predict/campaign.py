@@ -200,7 +200,7 @@ class Campaign:
         from rasterio.windows import Window
 
         from hsizoo.io import Scene
-        from hsizoo.io.readers import _open_raster, _read_block
+        from hsizoo.io.raster import open_raster, read_block
         from hsizoo.io.validity import valid_mask
         from hsizoo.method.smoothing import smoothing_radius
 
@@ -208,8 +208,8 @@ class Campaign:
         halo = int(ft.model.patch_size) // 2 + smoothing_radius(ft.smooth_sigma)
         ra, rb = max(0, unit.row0 - halo), min(info.height, unit.row1 + halo)
         path = self.scenes[unit.scene]
-        with _open_raster(path) as ds:
-            cube = _read_block(ds, path, Window(0, ra, info.width, rb - ra))
+        with open_raster(path) as ds:
+            cube = read_block(ds, path, Window(0, ra, info.width, rb - ra))
         scene = Scene(cube=cube, wavelengths=info.wavelengths, valid=valid_mask(cube, info.nodata))
         res = ft.predict(scene, progress=False)
         rows = slice(unit.row0 - ra, unit.row1 - ra)

@@ -214,6 +214,7 @@ class ClassMap:
         """
         from hsizoo.io import write_class_map, write_confidence_map
         from hsizoo.io.atomic import check_output
+        from hsizoo.io.commit import commit_together
 
         if self.class_map is None:
             raise ValueError("This class map was streamed to disk; it is at "
@@ -222,13 +223,15 @@ class ClassMap:
         for extra in (confidence_path, quicklook):
             if extra is not None:
                 check_output(extra, overwrite=overwrite)
-        out = write_class_map(path, self.class_map, crs=self.crs, transform=self.transform,
-                              class_names=self.class_names, overwrite=overwrite)
-        if confidence_path is not None and self.confidence is not None:
-            write_confidence_map(confidence_path, self.confidence, crs=self.crs,
-                                 transform=self.transform, overwrite=overwrite)
-        if quicklook is not None:
-            self.save_quicklook(quicklook, overwrite=overwrite)
+        # The map, its confidence and the quicklook are one result: all replaced, or none.
+        with commit_together():
+            out = write_class_map(path, self.class_map, crs=self.crs, transform=self.transform,
+                                  class_names=self.class_names, overwrite=overwrite)
+            if confidence_path is not None and self.confidence is not None:
+                write_confidence_map(confidence_path, self.confidence, crs=self.crs,
+                                     transform=self.transform, overwrite=overwrite)
+            if quicklook is not None:
+                self.save_quicklook(quicklook, overwrite=overwrite)
         return out
 
     def save_quicklook(self, path: str | Path, *, overwrite: bool = False,
@@ -300,6 +303,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
         ``keep_probabilities=False``, ``class_map`` is None and the map lives only on disk.
     """
     from hsizoo.io import Scene, open_class_map_writer, open_confidence_map_writer, read_scene_info
+    from hsizoo.io.commit import commit_together, refuse_inputs_as_outputs
 
     t0 = time.perf_counter()
     K = int(model.num_classes)
@@ -307,6 +311,8 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     if len(names) != K:
         raise ValueError(f"{len(names)} class names for a model with {K} classes.")
     in_memory = isinstance(scene, Scene)
+    refuse_inputs_as_outputs([("out_path", out_path, ()), ("confidence_path", confidence_path, ())],
+                             [("the scene", getattr(scene, "path", None) if in_memory else scene)])
     if in_memory:
         H, W, B = scene.shape
         crs, transform = scene.crs, scene.transform
@@ -394,10 +400,12 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     finally:
         bar.close()
     # Windows with no valid pixel were skipped; GDAL fills never-written GeoTIFF blocks with the
-    # nodata value when the file is closed, so they read back as unclassified / NaN.
+    # nodata value when the file is closed, so they read back as unclassified / NaN. The class
+    # and confidence maps replace their targets together, or neither does.
     try:
-        for wr in writers:
-            wr.close()
+        with commit_together():
+            for wr in writers:
+                wr.close()
     finally:
         for wr in writers:  # when one fails, the others leave no partial file either
             wr.abort()

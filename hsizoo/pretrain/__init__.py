@@ -36,13 +36,16 @@ Modules, one job each: :mod:`.config` (the recipe and schedule), :mod:`.data` (s
 sampling), :mod:`.objective` (the masked-reconstruction model and loss), :mod:`.checkpoints`
 (checkpoints, log, loss curve; torchrun setup is :mod:`hsizoo.runtime.distributed`), :mod:`.loop`
 (:func:`pretrain`), :mod:`.adapt` (:func:`adapt_to_scene`), :mod:`.export`
-(:func:`export_pretrained`) and :mod:`.cli` (``hsizoo pretrain``).
+(:func:`export_pretrained`) and :mod:`.cli` (``hsizoo pretrain``). Archives larger than memory:
+:mod:`.shards` (:func:`shard_scenes`, ``hsizoo shard-scenes``) cuts scenes window by window into
+memory-mappable patch shards, and :mod:`.shard_data` (:class:`ShardData`, ``pretrain(shards=DIR)``,
+``hsizoo pretrain --shards DIR``) streams them, each rank reading only its own shards.
 """
 from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+from typing import Any, Sequence
 
 from hsizoo.pretrain.adapt import adapt_to_scene
 from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, load_checkpoint, plot_loss_curve,
@@ -51,6 +54,8 @@ from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
 from hsizoo.pretrain.data import PretrainData, SubBatch, load_scene_spec
 from hsizoo.pretrain.export import export_pretrained
 from hsizoo.pretrain.loop import PretrainResult, pretrain
+from hsizoo.pretrain.shard_data import ShardData
+from hsizoo.pretrain.shards import read_shard_index, shard_scenes
 from hsizoo.method.objective import MaskedS2Former, build_objective
 
 __all__ = [
@@ -69,13 +74,25 @@ __all__ = [
     "read_log",
     "read_probe_log",
     "PROBE_LOG",
+    "shard_scenes",
+    "read_shard_index",
+    "ShardData",
     # Also public in the single module this package replaces.
     "SubBatch",
     "lr_at",
     "save_checkpoint",
     "MANIFEST",
     "LOG_NAME",
+    "main",
 ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hsizoo.pretrain ...``, the same as ``hsizoo pretrain ...``; returns the exit
+    status (imported on call: the command line is not loaded with the package)."""
+    from hsizoo.cli.pretrain import main as cli_main
+
+    return cli_main(argv)
 
 
 class _CallableModule(types.ModuleType):

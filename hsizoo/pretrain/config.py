@@ -22,6 +22,9 @@ class PretrainConfig:
         model: Registered S2Former variant (``hsizoo.list_models("s2former*")``).
         model_kwargs: Extra constructor arguments of the encoder.
         scenes: Scene specs (see :func:`load_scene_spec`) or descriptions of Scene objects.
+        shards: Folder of patch shards (``hsizoo shard-scenes``) to stream the patches from
+            instead of holding scenes in memory (:mod:`hsizoo.pretrain.shard_data`); None (the
+            default) pretrains on ``scenes``.
         steps: Length of the schedule in optimiser steps.
         batch_size: Patches per process per step (global batch = batch_size x world size).
         lr: Peak learning rate (AdamW).
@@ -50,6 +53,7 @@ class PretrainConfig:
     model: str = "s2former_small"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     scenes: list[str] = field(default_factory=list)
+    shards: str | None = None
     steps: int = 1000
     batch_size: int = 64
     lr: float = 1e-3
@@ -98,8 +102,12 @@ class PretrainConfig:
                 raise ValueError(msg + ".")
 
     def to_json(self) -> dict[str, Any]:
+        """The recipe as JSON types (``shards`` only when set, so in-memory runs keep the
+        manifests they always had)."""
         d = asdict(self)
         d["betas"] = list(self.betas)
+        if d["shards"] is None:
+            del d["shards"]
         return d
 
 

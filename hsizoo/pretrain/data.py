@@ -111,6 +111,30 @@ class SubBatch:
     views: torch.Tensor | None = None
 
 
+def spectral_mask(group_present: np.ndarray, keys: np.ndarray, ratio: float) -> np.ndarray:
+    """Masked spectral groups of patches of one sensor: the ``k`` present groups with the lowest
+    keys, ``k = round(ratio * present)`` clipped to [1, present - 1] (none when ``ratio`` is 0
+    or fewer than two groups are present).
+
+    Args:
+        group_present: (num_groups,) bool, the groups the sensor covers.
+        keys: (b, num_groups) uniform random keys, one row per patch.
+        ratio: Fraction of the present groups to mask.
+
+    Returns:
+        (b, num_groups) bool.
+    """
+    n_present = int(group_present.sum())
+    k = 0 if ratio <= 0 or n_present < 2 else \
+        min(n_present - 1, max(1, int(round(ratio * n_present))))
+    order_keys = np.where(group_present[None], keys, np.inf)
+    se_order = np.argsort(order_keys, axis=1)
+    se_mask = np.zeros(keys.shape, dtype=bool)
+    if k:
+        np.put_along_axis(se_mask, se_order[:, :k], True, axis=1)
+    return se_mask
+
+
 def _dihedral(x: torch.Tensor, k: np.ndarray) -> torch.Tensor:
     """Apply dihedral transform k[i] (0..7: rotation k % 4, transposed if k >= 4) to x[i]."""
     out = x.clone()
@@ -246,15 +270,7 @@ class PretrainData:
             xc = torch.cat(parts_x)[order.to(parts_x[0].device)]
             vv = torch.cat(parts_v)[order.to(parts_v[0].device)]
             s0 = scene_idx[rows[0]]
-            gp = self.group_present[s0]
-            n_present = int(gp.sum())
-            k = 0 if spectral_mask_ratio <= 0 or n_present < 2 else \
-                min(n_present - 1, max(1, int(round(spectral_mask_ratio * n_present))))
-            order_keys = np.where(gp[None], se_keys[rows], np.inf)
-            se_order = np.argsort(order_keys, axis=1)
-            se_mask = np.zeros((rows.size, self.num_groups), dtype=bool)
-            if k:
-                np.put_along_axis(se_mask, se_order[:, :k], True, axis=1)
+            se_mask = spectral_mask(self.group_present[s0], se_keys[rows], spectral_mask_ratio)
             dev = xc.device
             views = None
             if shift is not None:

@@ -62,7 +62,8 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     pretraining = (f"masked spatial/spectral reconstruction with FDC (weight {cfg.fdc_weight})"
                    f"{views}, {manifest['step']} steps x "
                    f"{cfg.batch_size * int(manifest.get('world_size', 1))}"
-                   f" patches, on {len(cfg.scenes)} scene(s)")
+                   + (f" patches, on the patch shards in {cfg.shards}" if cfg.shards else
+                      f" patches, on {len(cfg.scenes)} scene(s)"))
     extra = (f" --contrast-weight {cfg.contrast_weight} --view-offset {cfg.view_offset}"
              if contrast else "")
     training = dict(
@@ -84,7 +85,8 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
         wall_time_s=round(wall, 1), wall_time=f"{wall / 60:.1f} min",
         samples_per_s=round(mean_sps, 1) if mean_sps else None,
         hardware=manifest.get("hardware"), seed=cfg.seed,
-        command="hsizoo pretrain " + " ".join(cfg.scenes) + f" --model {cfg.model} --steps "
+        command="hsizoo pretrain " + (f"--shards {cfg.shards}" if cfg.shards else
+                                      " ".join(cfg.scenes)) + f" --model {cfg.model} --steps "
                 f"{cfg.steps} --batch-size {cfg.batch_size} --lr {cfg.lr} --fdc-weight "
                 f"{cfg.fdc_weight}{extra} --seed {cfg.seed}"
                 + (f" --precision {manifest['precision']}"
@@ -99,7 +101,8 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
     config = dict(
         tag=tag, hf_hub_id=hf_hub_id, hf_hub_revision="main" if hf_hub_id else None,
         pretraining=pretraining, description=description, sensor=sensor,
-        data=data if data is not None else list(cfg.scenes), training=training,
+        data=data if data is not None else ([f"patch shards {cfg.shards}"] if cfg.shards
+                                            else list(cfg.scenes)), training=training,
         normalisation="per-band standardisation of each scene with its own valid-pixel mean and "
                       "std (hsizoo.spectral.grid.band_stats), then canonical resampling",
         loss_curve="loss_curve.png", probe_curve=probe_curve, pretrain_config=cfg.to_json(),

@@ -28,6 +28,8 @@ from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore
                           save_checkpoint)
 from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
 from hsizoo.pretrain.data import PretrainData, _describe_scene, load_scene_spec
+from hsizoo.pretrain.shard_data import (ShardData, check_shard_resume, index_sha256,
+                                        shard_location, write_shard_reads)
 from hsizoo.runtime.distributed import hardware_line, setup_distributed
 from hsizoo.method.objective import build_objective
 
@@ -142,7 +144,11 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
 
     Args:
         scenes: Scene objects and/or specs (:func:`load_scene_spec`). On resume, None reuses the
-            run's specs (Scene objects must be passed again).
+            run's specs (Scene objects must be passed again). None with ``shards=DIR`` in the
+            recipe: stream patches from the shards of ``hsizoo shard-scenes`` instead
+            (:mod:`hsizoo.pretrain.shard_data`; each rank opens only its own shards, memory is
+            bounded whatever their size, and a resume needs the same shards and process count;
+            rank 0 writes which shards each rank opened to ``shard_reads.json``).
         run_dir: Folder for ``log.jsonl``, checkpoints and ``loss_curve.png``.
         resume: Continue from the checkpoint in ``run_dir`` (same recipe, optimiser, schedule,
             step and sampling). Without it, a run directory with a checkpoint is refused.
@@ -180,6 +186,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
     if unknown:
         raise TypeError(f"Unknown pretraining option(s) {sorted(unknown)}; options are "
                         f"{[f.name for f in fields(PretrainConfig)] + list(_RUNTIME_KEYS)}.")
+    if recipe.get("shards") is not None:
+        recipe["shards"] = shard_location(recipe["shards"])
     run_dir = Path(run_dir)
     has_ckpt = (run_dir / MANIFEST).is_file()
     if has_ckpt and not resume:
@@ -202,9 +210,15 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 raise ValueError("This run was started with Scene objects; pass the same scenes "
                                  "again to resume it.")
             scenes = list(cfg.scenes)
-    if scenes is None or len(scenes) == 0:
+    shards = recipe.get("shards") if manifest is None else cfg.shards
+    if shards is not None and scenes:
+        raise ValueError("Pretrain on scenes or on shards, not both: leave out the scenes (the "
+                         "shard index lists its own), or drop shards= (--shards).")
+    if shards is None and (scenes is None or len(scenes) == 0):
         raise ValueError("No scenes to pretrain on: pass Scene objects or specs such as "
-                         "'indian_pines' or 'simulated:enmap:128x128:0'.")
+                         "'indian_pines' or 'simulated:enmap:128x128:0', or shards=DIR "
+                         "(--shards DIR) from `hsizoo shard-scenes`.")
+    scenes = list(scenes or [])
     specs = [s if isinstance(s, str) else _describe_scene(s) for s in scenes]
     if manifest is None:
         cfg = PretrainConfig(**{**recipe, "scenes": specs})
@@ -218,8 +232,17 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
     try:
         torch.manual_seed(cfg.seed)  # identical initialisation on every rank
         model = build_objective(cfg).to(dev)
-        loaded = [load_scene_spec(s, data_root) if isinstance(s, str) else s for s in scenes]
-        data = PretrainData(loaded, model.encoder, cfg.scene_weighting, dev)
+        data: PretrainData | ShardData
+        shard_state: dict[str, Any] = {}
+        if cfg.shards is not None:
+            if manifest is not None:
+                check_shard_resume(manifest, cfg.shards, d.world_size)
+            shard_state["shards_index_sha256"] = index_sha256(cfg.shards)
+            data = ShardData(cfg.shards, model.encoder, cfg.scene_weighting, dev, d.rank,
+                             d.world_size)
+        else:
+            loaded = [load_scene_spec(s, data_root) if isinstance(s, str) else s for s in scenes]
+            data = PretrainData(loaded, model.encoder, cfg.scene_weighting, dev)
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
                                       betas=cfg.betas, weight_decay=cfg.weight_decay)
         prober = _Prober(probe, data_root, run_dir) if probe is not None and is_main else None
@@ -267,7 +290,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
             if is_main:
                 save_checkpoint(run_dir, at, model, optimizer, cfg, dict(
                     wall_time_s=wall_before + time.perf_counter() - t0, hardware=hardware,
-                    precision=precision, world_size=d.world_size, final_loss=rec_last.get("loss")))
+                    precision=precision, world_size=d.world_size, final_loss=rec_last.get("loss"),
+                    **shard_state))
 
         every = int(probe_every or checkpoint_every)
         if prober is not None and start == 0:
@@ -359,6 +383,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 print(f"[hsizoo pretrain] stopped at step {step}/{cfg.steps}{why}; checkpoint in "
                       f"{run_dir}; continue with resume=True (--resume {run_dir}).",
                       file=sys.stderr, flush=True)
+        if isinstance(data, ShardData):
+            write_shard_reads(run_dir, data, d.world_size > 1)
         if d.world_size > 1:
             dist.barrier()
         return PretrainResult(encoder=model.encoder.cpu(), run_dir=run_dir, step=step,

@@ -38,11 +38,25 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={str(device)[:60]!r} is not a device hsizoo computes on; pass "
+                         "'cpu', 'cuda' or 'cuda:N' (CLI: --device cpu), or leave it out for the "
+                         "GPU when there is one.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={str(device)!r} was asked for but this PyTorch sees no CUDA "
                          "GPU; pass device='cpu' (CLI: --device cpu), or install a CUDA build "
                          "of PyTorch on a machine with a GPU.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={str(device)!r} was asked for but this machine has "
+                         f"{torch.cuda.device_count()} GPU(s), numbered from 0; pass "
+                         "'cuda' or 'cuda:0'.")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={str(device)!r} was asked for but this PyTorch has no MPS "
+                         "(Apple GPU) support; pass device='cpu' (CLI: --device cpu).")
     return dev
 
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+import torch
 
 #: Default canonical grid: 400-2500 nm every 10 nm (211 points).
 CANONICAL_GRID: tuple[float, float, float] = (400.0, 2500.0, 10.0)
@@ -23,6 +24,35 @@ def make_grid(grid: Sequence[float] = CANONICAL_GRID) -> np.ndarray:
     start, stop, step = (float(v) for v in grid)
     n = int(round((stop - start) / step)) + 1
     return start + step * np.arange(n, dtype=np.float64)
+
+
+def as_wavelength_array(values: Sequence[float], what: str = "wavelengths=") -> np.ndarray:
+    """A flat float64 array of band centres; a ValueError naming the item that is not a number.
+
+    A row or column vector (as MATLAB stores lists) is flattened; a 2-D table is refused.
+    """
+    try:
+        wl = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        items = np.asarray(values, dtype=object).reshape(-1) if not isinstance(values, str) \
+            else np.asarray([values], dtype=object)
+        bad = next((i for i, v in enumerate(items) if not _is_number(v)), 0)
+        raise ValueError(
+            f"{what} must be numbers, the band centres in nm, one per band; item {bad} is "
+            f"{str(items[bad])[:40]!r} ({type(items[bad]).__name__}). Pass plain numbers, e.g. "
+            "[450.5, 460.2, ...].") from None
+    if sum(n > 1 for n in wl.shape) > 1:
+        raise ValueError(f"{what} must be a flat list of band centres in nm, one per band; got an "
+                         f"array of shape {wl.shape}.")
+    return wl.reshape(-1)
+
+
+def _is_number(value: object) -> bool:
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def check_wavelengths(wavelengths: Sequence[float], num_bands: int | None = None) -> np.ndarray:
@@ -39,14 +69,18 @@ def check_wavelengths(wavelengths: Sequence[float], num_bands: int | None = None
         ValueError: wrong length, not finite, not strictly increasing, not physical (<= 0 or
             above 100,000 nm), or in micrometres.
     """
-    wl = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    wl = as_wavelength_array(wavelengths, "Wavelengths")
     if num_bands is not None and wl.size != num_bands:
         raise ValueError(
             f"Got {wl.size} wavelengths for data with {num_bands} bands; pass one band centre "
             "wavelength (nm) per band, in band order."
         )
-    if wl.size == 0 or not np.all(np.isfinite(wl)):
-        raise ValueError("Wavelengths must be finite numbers in nanometres.")
+    if wl.size == 0:
+        raise ValueError("No wavelengths given; pass one band centre (nm) per band.")
+    if not np.all(np.isfinite(wl)):
+        bad = int(np.argmin(np.isfinite(wl)))
+        raise ValueError(f"Wavelengths must be finite numbers in nanometres; item {bad} is "
+                         f"{wl[bad]:g}. Fix or remove that band's wavelength.")
     if wl.size > 1 and not np.all(np.diff(wl) > 0):
         bad = int(np.argmin(np.diff(wl) > 0))
         raise ValueError(
@@ -87,50 +121,81 @@ class Resampler:
         return float(self.present.mean())
 
 
-def _default_max_gap(wl: np.ndarray, step: float) -> float:
-    # A gap much wider than the sensor's usual sampling is a removed band range (water absorption),
-    # not something to interpolate across.
-    spacing = np.median(np.diff(wl)) if wl.size > 1 else step
-    return float(max(3.0 * spacing, 2.5 * step))
+def canonical_weights(wavelengths: torch.Tensor, grid: Sequence[float] = CANONICAL_GRID,
+                      max_gap: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The resampling onto the canonical grid as torch ops: traceable, no Python branch on values.
+
+    What :func:`canonical_resampler` returns, from a wavelength tensor (the models run this in
+    ``forward``, so that ``torch.compile`` / ``torch.export`` see it). Each grid point takes, in
+    this order: the mean of the bands within half a grid step when there are two or more (sensors
+    finer than the grid); a band exactly on it; linear interpolation between its two neighbouring
+    bands when their gap is at most ``max_gap``; the nearer neighbour when that lies within half
+    a step (inside a wider gap, or beyond the sensor's range at its edge bands); else nothing (the
+    point is missing). Band centres are rounded to 1e-4 nm first. The values are not checked
+    here: :func:`check_wavelengths` does that before.
+
+    Args:
+        wavelengths: (B,) band centres in nm, strictly increasing (any float dtype; used in
+            float64).
+        grid: ``(start, stop, step)`` of the canonical grid in nm.
+        max_gap: Widest gap between adjacent bands (nm) that is interpolated across; default
+            3 x the median band spacing, at least 2.5 grid steps.
+
+    Returns:
+        ``(weights, present)``: (G, B) float32 with canonical = weights @ bands (rows of missing
+        points are zero), and (G,) bool; on the wavelengths' device.
+    """
+    start, stop, step = (float(v) for v in grid)
+    f64 = torch.float64
+    dev = wavelengths.device
+    wl = torch.round(wavelengths.reshape(-1).to(f64), decimals=4)
+    n = wl.shape[0]
+    lam = start + step * torch.arange(int(round((stop - start) / step)) + 1, dtype=f64, device=dev)
+    half = step / 2
+    if max_gap is not None:
+        gap: torch.Tensor | float = float(max_gap)
+    elif n > 1:
+        # A gap much wider than the sensor's usual sampling is a removed band range (water
+        # absorption), not something to interpolate across. The median as numpy's (even counts:
+        # the mean of the middle two).
+        d = torch.sort(wl[1:] - wl[:-1]).values
+        m = n - 1
+        spacing = d[m // 2] if m % 2 else (d[m // 2 - 1] + d[m // 2]) / 2
+        gap = torch.clamp(3.0 * spacing, min=2.5 * step)
+    else:
+        gap = 3.0 * step
+    inside = (wl[None, :] - lam[:, None]).abs() <= half  # (G, B)
+    count = inside.sum(1)
+    box = count >= 2
+    hi = (wl[None, :] < lam[:, None]).sum(1)  # first band >= the point (ONNX: no searchsorted)
+    hi_c, lo_c = hi.clamp(max=n - 1), (hi - 1).clamp(min=0)
+    wl_hi, wl_lo = wl[hi_c], wl[lo_c]
+    exact = ~box & (hi < n) & (wl_hi == lam)
+    interior = ~box & ~exact & (hi > 0) & (hi < n)
+    span = torch.where(interior, wl_hi - wl_lo, torch.ones_like(lam))
+    interp = interior & (span <= gap)
+    near = interior & ~interp & (torch.minimum(lam - wl_lo, wl_hi - lam) <= half)
+    near_idx = torch.where(lam - wl_lo <= wl_hi - lam, lo_c, hi_c)
+    edge_idx = torch.where(hi == 0, torch.zeros_like(hi), torch.full_like(hi, n - 1))
+    edge = ~box & ~exact & ~interior & ((wl[edge_idx] - lam).abs() <= half)
+    # At most two bands per point outside the box case: (index, weight) pairs, scattered once.
+    t = (lam - wl_lo) / span
+    one, nil = torch.ones_like(lam), torch.zeros_like(lam)
+    first = torch.where(interp, lo_c,
+                        torch.where(near, near_idx, torch.where(edge, edge_idx, hi_c)))
+    w_first = torch.where(interp, 1.0 - t, torch.where(exact | near | edge, one, nil))
+    w_second = torch.where(interp, t, nil)  # at hi_c
+    W = torch.zeros(lam.shape[0], n, dtype=f64, device=dev).scatter_add(
+        1, torch.stack([first, hi_c], 1), torch.stack([w_first, w_second], 1))
+    W = torch.where(box[:, None], inside.to(f64) / count.clamp(min=1).to(f64)[:, None], W)
+    return W.to(torch.float32), box | exact | interp | near | edge
 
 
 @lru_cache(maxsize=64)
 def _resampler_cached(wl_key: tuple[float, ...], grid_key: tuple[float, float, float],
                       max_gap: float | None) -> Resampler:
-    wl = np.asarray(wl_key, dtype=np.float64)
-    grid = make_grid(grid_key)
-    step = float(grid_key[2])
-    gap = _default_max_gap(wl, step) if max_gap is None else float(max_gap)
-    W = np.zeros((grid.size, wl.size), dtype=np.float64)
-    present = np.zeros(grid.size, dtype=bool)
-    for g, lam in enumerate(grid):
-        # Sensors finer than the grid: average the bands inside the grid cell (box response).
-        inside = np.nonzero(np.abs(wl - lam) <= step / 2)[0]
-        if inside.size >= 2:
-            W[g, inside] = 1.0 / inside.size
-            present[g] = True
-            continue
-        hi = int(np.searchsorted(wl, lam))
-        if hi < wl.size and wl[hi] == lam:
-            W[g, hi] = 1.0
-            present[g] = True
-        elif 0 < hi < wl.size:
-            lo = hi - 1
-            if wl[hi] - wl[lo] <= gap:
-                t = (lam - wl[lo]) / (wl[hi] - wl[lo])
-                W[g, lo], W[g, hi] = 1.0 - t, t
-                present[g] = True
-            elif min(lam - wl[lo], wl[hi] - lam) <= step / 2:
-                # Inside a gap but within half a grid step of a real band: take that band.
-                W[g, lo if lam - wl[lo] <= wl[hi] - lam else hi] = 1.0
-                present[g] = True
-        else:
-            # Beyond the sensor's range: only within half a grid step of the edge band.
-            edge = 0 if hi == 0 else wl.size - 1
-            if abs(wl[edge] - lam) <= step / 2:
-                W[g, edge] = 1.0
-                present[g] = True
-    return Resampler(weights=W.astype(np.float32), present=present, grid=grid)
+    W, present = canonical_weights(torch.tensor(wl_key, dtype=torch.float64), grid_key, max_gap)
+    return Resampler(weights=W.numpy(), present=present.numpy(), grid=make_grid(grid_key))
 
 
 def canonical_resampler(wavelengths: Sequence[float], grid: Sequence[float] = CANONICAL_GRID,

@@ -172,3 +172,18 @@ def test_torchrun_two_gloo_workers_map_the_campaign_like_one_process(
     assert len(units) == len(set(units)) == len(plan_units(
         [(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB))
     assert all(json.loads(m.read_text())["units"] for m in manifests)  # both worked
+
+
+def test_cli_shards_and_refusals(campaign_inputs, reference, tmp_path, capsys) -> None:
+    from hsizoo.cli import main
+
+    model, scenes = campaign_inputs
+    args = ["predict", str(model), *map(str, scenes), "--quiet", "--max-unit-mb", str(UNIT_MB)]
+    assert main(args + ["--out", str(tmp_path / "x.tif")]) == 2
+    assert "--out-dir" in capsys.readouterr().err
+    assert main(args + ["--out-dir", str(tmp_path), "--shard", "2/2"]) == 2
+    assert "0 <= I < N" in capsys.readouterr().err
+    for shard in ("0/2", "1/2"):  # two jobs of a scheduler's array, no process group
+        assert main(args + ["--out-dir", str(tmp_path), "--shard", shard]) == 0
+    assert "mosaics: mosaic_epsg_32616.vrt" in capsys.readouterr().out
+    _check_outputs(tmp_path, reference)
