@@ -195,8 +195,8 @@ class FineTuned:
 def _compare_wavelengths(scene_wl: np.ndarray, train_wl: np.ndarray) -> None:
     """Refuse a scene with no spectral overlap with the training scene; say so when they differ.
 
-    The model resamples any sensor by wavelength onto its canonical grid, so other bands are
-    allowed on purpose (another sensor); what is never silent is that they differ.
+    A different band count is refused (the standardisation statistics are per band). The same
+    count at other wavelengths is allowed and said: the model resamples by wavelength.
     """
     import warnings
 
@@ -207,7 +207,14 @@ def _compare_wavelengths(scene_wl: np.ndarray, train_wl: np.ndarray) -> None:
             f"those this model was fine-tuned on ({train_wl.min():.0f}-{train_wl.max():.0f} "
             "nm): its classes cannot be recognised there. Check the scene's wavelengths (unit, "
             "metadata) or fine-tune on this sensor.")
-    if scene_wl.size == train_wl.size and np.allclose(scene_wl, train_wl, atol=1.0):
+    if scene_wl.size != train_wl.size:
+        # The per-band standardisation belongs to the training bands: refuse before any warning
+        # that would suggest resampling makes it work.
+        raise ValueError(
+            f"The scene has {scene_wl.size} bands but this model was fine-tuned on "
+            f"{train_wl.size}: its per-band standardisation belongs to those bands. Predict "
+            "scenes of the same sensor (same bands), or fine-tune on this sensor.")
+    if np.allclose(scene_wl, train_wl, atol=1.0):
         return
     overlap = (hi - lo) / (train_wl.max() - train_wl.min())
     warnings.warn(

@@ -245,6 +245,12 @@ def test_predict_compares_the_scenes_wavelengths_with_the_models(tmp_path) -> No
     with pytest.raises(ValueError, match="do not overlap"):
         ft.predict(str(tmp_path / "far.tif"), out_path=tmp_path / "m.tif", progress=False)
     assert not (tmp_path / "m.tif").exists()
+    # Another band count: refused with the reason, and no warning that resampling would do.
+    fewer = Scene(cube=scene.cube[..., :8], wavelengths=scene.wavelengths[:8])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="has 8 bands but this model was fine-tuned on 12"):
+            ft.predict(fewer, progress=False)
 
 
 @pytest.mark.parametrize("wl", [np.linspace(-600.0, 1490.0, 12), np.linspace(4e5, 9e5, 12)])
