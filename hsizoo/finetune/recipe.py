@@ -129,6 +129,8 @@ class FinetuneRecipe:
             count(name, 0)
         count("batch_size", 1)
         count("seed", 0)
+        if self.seed > 2**63 - 1:  # what torch and numpy both take
+            raise ValueError(f"seed must be at most 2**63 - 1, got {self.seed!r}.")
         positive("lr")
         positive("layer_decay")
         positive("weight_decay", zero_ok=True)

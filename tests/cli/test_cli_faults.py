@@ -417,6 +417,13 @@ def test_invalid_settings_are_refused_while_parsing(tmp_path, inputs, monkeypatc
 
 
 
+def test_the_recipe_refuses_a_seed_torch_cannot_take_before_reading_the_scene() -> None:
+    import hsizoo
+
+    with pytest.raises(ValueError, match=r"seed must be at most 2\*\*63 - 1"):
+        hsizoo.finetune("/nonexistent/scene.tif", None, seed=2**70)
+
+
 # ------------------------------------------------------------ 5. scenes smaller than a patch
 
 
