@@ -127,7 +127,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return run_campaign(args)
     if args.out is None:
         raise UsageError("Give --out MAP.tif for one scene, or --out-dir DIR for several.")
-    args.scene = args.scene[0]
+    args = argparse.Namespace(**{**vars(args), "scene": args.scene[0]})  # the caller's kept
     _check_outputs(args)
     from hsizoo.runtime.device import resolve_device, resolve_precision
 
