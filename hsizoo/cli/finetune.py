@@ -179,6 +179,11 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
                    help="stop fine-tuning after this many seconds")
     p.add_argument("--seed", type=types.seed, default=0,
                    help="seed of the shot draw and of training (default 0)")
+    _add_scene_and_run_args(p)
+
+
+def _add_scene_and_run_args(p: argparse.ArgumentParser) -> None:
+    """Options finetune and predict share: the scene's bands, overwriting, progress, device."""
     p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
     p.add_argument("--wavelengths", type=types.wavelength_list,
                    help="band centres in nm: a comma list, or a file holding one")
@@ -199,12 +204,7 @@ def _add_predict_args(p: argparse.ArgumentParser) -> None:
                    help="also write a quicklook PNG (reads the scene into memory)")
     p.add_argument("--window", type=types.positive_int, default=256,
                    help="window side in pixels (default 256)")
-    p.add_argument("--sensor", help="sensor preset when the file has no wavelengths")
-    p.add_argument("--wavelengths", type=types.wavelength_list,
-                   help="band centres in nm: a comma list, or a file holding one")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_device_arguments(p)
+    _add_scene_and_run_args(p)
     add_campaign_arguments(p)
 
 

@@ -111,6 +111,16 @@ class SubBatch:
     views: torch.Tensor | None = None
 
 
+def spatial_mask(rng: np.random.Generator, total: int, tokens: int, ratio: float) -> np.ndarray:
+    """(total, tokens) bool: exactly round(ratio * tokens) masked tokens per patch (at least one,
+    never all), at random positions drawn from ``rng``."""
+    n = min(tokens - 1, max(1, int(round(ratio * tokens))))
+    order = np.argsort(rng.random((total, tokens)), axis=1)
+    mask = np.zeros((total, tokens), dtype=bool)
+    np.put_along_axis(mask, order[:, :n], True, axis=1)
+    return mask
+
+
 def spectral_mask(group_present: np.ndarray, keys: np.ndarray, ratio: float) -> np.ndarray:
     """Masked spectral groups of patches of one sensor: the ``k`` present groups with the lowest
     keys, ``k = round(ratio * present)`` clipped to [1, present - 1] (none when ``ratio`` is 0
@@ -238,11 +248,7 @@ class PretrainData:
         rng = np.random.default_rng([int(seed), int(step)])
         scene_idx = rng.choice(len(self.cubes), size=total, p=self.weights)
         u = rng.random(total)
-        # Exactly round(ratio * N) masked tokens per patch, at random positions.
-        n_sp = min(N - 1, max(1, int(round(mask_ratio * N))))
-        sp_order = np.argsort(rng.random((total, N)), axis=1)
-        sp_mask = np.zeros((total, N), dtype=bool)
-        np.put_along_axis(sp_mask, sp_order[:, :n_sp], True, axis=1)
+        sp_mask = spatial_mask(rng, total, N, mask_ratio)
         se_keys = rng.random((total, self.num_groups))
         shift = (rng.integers(-view_offset, view_offset + 1, (total, 2))
                  if view_offset is not None else None)

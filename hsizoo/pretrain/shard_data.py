@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from hsizoo.pretrain.data import SubBatch, _augment_views, spectral_mask
+from hsizoo.pretrain.data import SubBatch, _augment_views, spatial_mask, spectral_mask
 from hsizoo.pretrain.shards import index_path, read_shard_index
 
 SHARD_READS = "shard_reads.json"
@@ -186,10 +186,7 @@ class ShardData:
         rng = np.random.default_rng([int(seed), int(step)])
         u_shard = rng.random(total)
         u_row = rng.random(total)
-        n_sp = min(N - 1, max(1, int(round(mask_ratio * N))))
-        sp_order = np.argsort(rng.random((total, N)), axis=1)
-        sp_mask = np.zeros((total, N), dtype=bool)
-        np.put_along_axis(sp_mask, sp_order[:, :n_sp], True, axis=1)
+        sp_mask = spatial_mask(rng, total, N, mask_ratio)
         se_keys = rng.random((total, self.num_groups))
         shift = (rng.integers(-view_offset, view_offset + 1, (total, 2))
                  if view_offset is not None else None)
