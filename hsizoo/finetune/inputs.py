@@ -12,7 +12,7 @@ import torch.nn as nn
 from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
 __all__ = ["as_scene", "build_model", "check_coverage", "check_scene_valid", "load_label_map",
-           "pick_checkpoint", "prepare_labels"]
+           "band_match", "pick_checkpoint", "prepare_labels"]
 
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
@@ -223,12 +223,58 @@ def check_coverage(model: nn.Module, wavelengths: np.ndarray) -> dict[str, float
     return info
 
 
-def pick_checkpoint(arch: str, sensor: str | None) -> tuple[str, str]:
+#: A checkpoint's sensor counts as the scene's when the scene's band spacing is within these
+#: ratios of the sensor's, the median offset of the scene's band centres from the sensor's
+#: nearest ones is at most this share of the sensor's spacing (random centres give about a
+#: quarter; the AVIRIS presets of Indian Pines, Salinas and KSC differ by 0.15, every other
+#: preset sensor by 0.24 or more), and the sensor covers this share of the scene's range.
+SAME_SENSOR_SPACING = (0.8, 1.25)
+SAME_SENSOR_OFFSET = 0.2
+SAME_SENSOR_RANGE = 0.95
+
+
+def band_match(scene_wl: np.ndarray, ref_wl: np.ndarray) -> dict[str, float]:
+    """How closely a scene's bands follow a sensor's.
+
+    Args:
+        scene_wl: The scene's band centres (nm).
+        ref_wl: The sensor's band centres (nm).
+
+    Returns:
+        ``{"spacing_ratio": scene's median spacing / sensor's, "offset": median distance of the
+        scene's centres to the sensor's nearest, in sensor spacings, "range": share of the
+        scene's range the sensor covers, "same_sensor": all three within the limits above}``.
+    """
+    scene_wl = np.sort(np.asarray(scene_wl, dtype=np.float64))
+    ref_wl = np.sort(np.asarray(ref_wl, dtype=np.float64))
+    if scene_wl.size < 2 or ref_wl.size < 2:
+        return {"spacing_ratio": float("nan"), "offset": float("nan"), "range": 0.0,
+                "same_sensor": False}
+    ref_sp = float(np.median(np.diff(ref_wl)))
+    ratio = float(np.median(np.diff(scene_wl))) / ref_sp
+    near = np.abs(scene_wl[:, None] - ref_wl[None, :]).min(1)
+    offset = float(np.median(near)) / ref_sp
+    span = max(float(scene_wl[-1] - scene_wl[0]), 1e-9)
+    inside = max(0.0, min(scene_wl[-1], ref_wl[-1]) - max(scene_wl[0], ref_wl[0]))
+    cover = min(1.0, inside / span)
+    same = (SAME_SENSOR_SPACING[0] <= ratio <= SAME_SENSOR_SPACING[1]
+            and offset <= SAME_SENSOR_OFFSET and cover >= SAME_SENSOR_RANGE)
+    return {"spacing_ratio": ratio, "offset": offset, "range": cover, "same_sensor": bool(same)}
+
+
+def pick_checkpoint(arch: str, sensor: str | None,
+                    wavelengths: Sequence[float] | None = None) -> tuple[str, str]:
     """The published weights of ``arch`` that suit a scene: (``arch.tag``, why).
 
     Weights pretrained on the scene's own sensor come first (in-domain pretraining probes and
-    fine-tunes best where it exists); otherwise the architecture's default weights (timm's
-    choice for ``create_model(arch, pretrained=True)``, the sensor-agnostic ones).
+    fine-tunes best where it exists: issue 19's graph probe and linear probe). The sensor is the
+    scene's preset name when it has one; otherwise it is recognised from the scene's
+    wavelengths: a checkpoint's sensor whose bands match the scene's (:func:`band_match`: the
+    same spacing, centres close, its range covering the scene's) is the scene's sensor family,
+    so an AVIRIS cube given only its
+    wavelengths gets the AVIRIS-pretrained weights, as the same cube named by its preset does.
+    Otherwise the architecture's default weights (timm's choice for
+    ``create_model(arch, pretrained=True)``, the sensor-agnostic ones).
 
     Raises:
         ValueError: ``arch`` has no published weights.
@@ -241,25 +287,47 @@ def pick_checkpoint(arch: str, sensor: str | None) -> tuple[str, str]:
     if not tags:
         raise ValueError(f"{arch} has no pretrained weights yet (registered: "
                          f"{', '.join(list_pretrained()) or 'none'}).")
+    cfgs = {tag: get_pretrained_cfg(tag) for tag in tags}
     if sensor:
-        for tag in tags:
-            cfg = get_pretrained_cfg(tag)
+        for tag, cfg in cfgs.items():
             if cfg is not None and getattr(cfg, "sensor", None) == sensor:
                 return tag, f"pretrained on this scene's sensor ({sensor})"
+    if wavelengths is not None:
+        best: tuple[float, str, dict[str, float], str] | None = None
+        for tag, cfg in cfgs.items():
+            ck_sensor = getattr(cfg, "sensor", None) if cfg is not None else None
+            if not ck_sensor:
+                continue
+            try:
+                ref = resolve_wavelengths(None, ck_sensor)
+            except (ValueError, KeyError):
+                continue
+            m = band_match(np.asarray(wavelengths, dtype=np.float64), ref)
+            if m["same_sensor"] and (best is None or m["offset"] < best[0]):
+                best = (m["offset"], tag, m, ck_sensor)
+        if best is not None:
+            _, tag, m, ck_sensor = best
+            return tag, (f"pretrained on {ck_sensor}, whose bands match this scene's (same "
+                         f"spacing within {abs(100 * (m['spacing_ratio'] - 1)):.0f} %, centres "
+                         f"{m['offset']:.2f} of a band apart)")
     default = get_pretrained_cfg(arch)
     if default is not None and f"{arch}.{default.tag}" in tags:
         return f"{arch}.{default.tag}", "the architecture's default weights" + (
-            f" (none pretrained on {sensor})" if sensor else "")
+            f" (none pretrained on {sensor})" if sensor else
+            " (none pretrained on a sensor matching this scene's bands)"
+            if wavelengths is not None else "")
     return tags[0], "the first published weights"
 
 
 def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
-                num_classes: int, sensor: str | None = None, **model_kwargs: Any
+                num_classes: int, sensor: str | None = None,
+                wavelengths: Sequence[float] | None = None, **model_kwargs: Any
                 ) -> tuple[nn.Module, str]:
     """Create the backbone; returns (model, description of the weights used).
 
     A bare architecture name with ``pretrained`` None or True gets the published weights that
-    suit the scene (:func:`pick_checkpoint`, from the scene's ``sensor``); ``arch.tag`` gets
+    suit the scene (:func:`pick_checkpoint`, from the scene's ``sensor`` or ``wavelengths``);
+    ``arch.tag`` gets
     exactly those weights.
     """
     from hsizoo.models._factory import create_model, list_pretrained
@@ -277,7 +345,7 @@ def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
                              f"{', '.join(list_pretrained()) or 'none'}).")
         return create_model(name, pretrained=True, num_classes=num_classes, **model_kwargs), name
     try:
-        tag, why = pick_checkpoint(arch, sensor)
+        tag, why = pick_checkpoint(arch, sensor, wavelengths)
     except ValueError as e:
         if pretrained is True:
             raise ValueError(f"{e} Pass pretrained=False (CLI: --no-pretrained) to fine-tune "
