@@ -10,6 +10,12 @@ the representation probe (benchmarks/results/probe/) into ``config.json["probe"]
 README.md is re-rendered
 from the config with :func:`hsizoo.hub.card.render_model_card`, so the card stays generated,
 never hand-written. The weights file, and so its sha256, is not touched.
+
+The timm ``pretrained_cfg`` block's preprocessing fields are refreshed from
+:func:`hsizoo.hub.cfg.data_cfg_fields` (what ``timm.data.resolve_data_config`` reports), and a
+``hf_hub_revision`` that is not a commit hash is dropped: a repository cannot name its own
+commit, the registry pins it (hsizoo/weights/revisions.json, written by ``hsizoo push
+--record-revision``).
 """
 from __future__ import annotations
 
@@ -24,6 +30,20 @@ sys.path.insert(0, str(REPO))
 
 from hsizoo.bench.summary import load_results  # noqa: E402
 from hsizoo.hub.card import render_model_card  # noqa: E402
+from hsizoo.hub.cfg import data_cfg_fields  # noqa: E402
+
+
+def refresh_timm_block(cfg: dict) -> None:
+    """The pretrained_cfg block's preprocessing fields as hsizoo states them now (in place)."""
+    block = cfg.get("pretrained_cfg")
+    if isinstance(block, dict) and block.get("input_size"):
+        fields = data_cfg_fields(int(block["input_size"][0]))
+        block.update({k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()
+                      if k != "normalisation"})  # not a timm field; the top level says it
+        block["fixed_input_size"] = True  # P x P is an architecture argument
+    rev = str(cfg.get("hf_hub_revision") or "")
+    if rev and not (len(rev) == 40 and all(c in "0123456789abcdef" for c in rev.lower())):
+        del cfg["hf_hub_revision"]
 
 
 def _uses(record: dict, tag: str, folder: Path, sha256: str) -> bool:
@@ -61,6 +81,7 @@ def main() -> int:
         if not cfg_path.is_file():
             continue
         cfg = json.loads(cfg_path.read_text())
+        refresh_timm_block(cfg)
         tag = f"{cfg['architecture']}.{cfg.get('tag')}"
         rows = summarise(records, tag, folder, cfg["sha256"])
         cfg["results"] = rows or None

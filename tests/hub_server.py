@@ -13,7 +13,9 @@ Downloads (``hf_hub_download``):
     ``RevisionNotFound``, ``EntryNotFound`` (with ``X-Repo-Commit``, so that the client caches
     the file's absence). GET honours ``Range: bytes=N-`` (the client resumes with it).
     ``revision`` may be ``main`` or the repository's current commit hash, which is a sha1 of the
-    folder's file names and contents, so it changes whenever a file does.
+    folder's file names and contents, so it changes whenever a file does, or an earlier commit
+    kept by :meth:`HubServer.snapshot` (every upload keeps the commits before and after it):
+    ``main`` moves, a commit hash keeps answering the files it had.
 
 Repository info: ``GET /api/models/{repo_id}`` and ``/api/models/{repo_id}/revision/{rev}``.
 
@@ -73,6 +75,8 @@ class HubServer:
         #: ...or sends this many bytes of the body and then drops the connection (a resumed
         #: request, with a Range header, is dropped before its first byte).
         self.drop_after: dict[str, int] = {}
+        #: Earlier commits: {repo_id: {commit: {path: bytes}}} (see :meth:`snapshot`).
+        self.history: dict[str, dict[str, dict[str, bytes]]] = {}
         self._lock = threading.Lock()
         handler = type("_BoundHandler", (_Handler,), {"hub": self})
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -111,6 +115,23 @@ class HubServer:
         base = self.repo_dir(repo_id)
         return {p.relative_to(base).as_posix(): p for p in sorted(base.rglob("*"))
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(base).parts)}
+
+    def snapshot(self, repo_id: str) -> str:
+        """Keep the repository's current files as a commit that stays addressable by its hash.
+
+        Returns:
+            The commit hash.
+        """
+        commit = self.commit_hash(repo_id)
+        self.history.setdefault(repo_id, {})[commit] = {
+            rel: p.read_bytes() for rel, p in self.files(repo_id).items()}
+        return commit
+
+    def files_at(self, repo_id: str, commit: str) -> dict[str, bytes]:
+        """{path: bytes} of a repository at a commit (the current one, or a kept one)."""
+        if commit == self.commit_hash(repo_id):
+            return {rel: p.read_bytes() for rel, p in self.files(repo_id).items()}
+        return self.history[repo_id][commit]
 
     def commit_hash(self, repo_id: str) -> str:
         """Current commit of a repository: sha1 over its file names and contents."""
@@ -174,6 +195,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "RepoNotFound", "Repository not found", head)
             return None
         commit = self.hub.commit_hash(repo_id)
+        if revision in self.hub.history.get(repo_id, {}):
+            return revision
         if revision not in ("main", commit):
             self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head)
             return None
@@ -197,11 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._resolve_revision(repo_id, revision, head)
         if commit is None:
             return None
-        file = self.hub.files(repo_id).get(filename)
-        if file is None:
+        data = self.hub.files_at(repo_id, commit).get(filename)
+        if data is None:
             return self._error(404, "EntryNotFound", f"{filename} does not exist at {commit}",
                                head, {"X-Repo-Commit": commit})
-        data = file.read_bytes()
         headers = {"X-Repo-Commit": commit, "Content-Type": "application/octet-stream",
                    "Accept-Ranges": "bytes",
                    "Content-Disposition": f'attachment; filename="{Path(filename).name}"'}
@@ -247,9 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._resolve_revision(repo_id, revision, head)
         if commit is None:
             return
-        files = self.hub.files(repo_id)
+        files = self.hub.files_at(repo_id, commit)
         info = {"id": repo_id, "modelId": repo_id, "sha": commit, "private": False,
-                "siblings": [{"rfilename": f, "size": p.stat().st_size} for f, p in files.items()]}
+                "siblings": [{"rfilename": f, "size": len(b)} for f, b in files.items()]}
         body = json.dumps(info).encode()
         self._send(200, {"Content-Type": "application/json"}, body, head=head)
 
@@ -290,6 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _commit(self, repo_id: str, body: bytes) -> None:
         base = self.hub.repo_dir(repo_id)
+        self.hub.snapshot(repo_id)  # the commit the branch moves away from stays addressable
         summary = ""
         for line in body.decode().splitlines():
             if not line.strip():
@@ -310,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 return self._error(400, "BadRequest", f"unsupported commit operation {key!r} "
                                    "(this test server takes regular uploads only)")
-        commit = self.hub.commit_hash(repo_id)
+        commit = self.hub.snapshot(repo_id)
         self._json(200, {"commitUrl": f"{self.hub.endpoint}/{repo_id}/commit/{commit}",
                          "commitOid": commit, "success": True, "summary": summary})
 

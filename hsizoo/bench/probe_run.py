@@ -25,6 +25,9 @@ from hsizoo.method.probe import PROBES, embed_scene, feature_graph, probe_featur
 __all__ = ["SCHEMA", "load_probe_results", "probe_rows", "probe_table", "run_probe_benchmark"]
 
 SCHEMA = "hsizoo.method.probe/1"
+#: The same schema under the module's name before the package was regrouped: the stored
+#: results in benchmarks/results/probe/ carry it.
+_SCHEMAS = (SCHEMA, "hsizoo.bench.probe/1")
 
 
 def _slug(text: str) -> str:
@@ -114,7 +117,7 @@ def load_probe_results(folder: str | Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted(Path(folder).rglob("*.json")):
         rec = json.loads(p.read_text())
-        if rec.get("schema") == SCHEMA:
+        if rec.get("schema") in _SCHEMAS:
             out.append(rec)
     return out
 

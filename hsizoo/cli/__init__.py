@@ -199,7 +199,10 @@ for _name, _path, _help in (
          "few-shot benchmark: run methods on identical splits (resumable), write the report"),
         ("download", "hsizoo.cli.download:DOWNLOAD_COMMAND",
          "fetch a checkpoint into a folder or the Hugging Face cache, for machines without "
-         "network")):
+         "network"),
+        ("push", "hsizoo.cli.push:PUSH_COMMAND",
+         "publish a model or checkpoint folder to the Hugging Face Hub (safetensors, config, "
+         "card)")):
     COMMANDS[_name] = _path
     _LAZY_HELP[_name] = _help
 

@@ -12,7 +12,7 @@ __all__ = ["render_model_card"]
 
 _PAPER = "arXiv:2601.18088"
 _PAPER_URL = "https://arxiv.org/abs/2601.18088"
-_BASE_TAGS = ("hyperspectral", "remote-sensing", "image-classification", "self-supervised")
+_BASE_TAGS = ("hyperspectral", "remote-sensing", "self-supervised")
 # Training-recipe fields shown in this order when present (config["training"] or top level).
 _RECIPE_FIELDS = (
     ("steps", "Steps"), ("epochs", "Epochs"), ("batch_size", "Batch size"), ("lr", "Learning rate"),
@@ -38,15 +38,78 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _train_datasets(cfg: Mapping[str, Any]) -> list[str]:
+    """Datasets the weights were trained on: ``datasets``, else the catalogue scenes of the
+    pretraining run (simulated scenes have no dataset to name; the card's prose says what they
+    are)."""
+    if cfg.get("datasets"):
+        return [str(d) for d in _as_list(cfg["datasets"])]
+    run = cfg.get("pretrain_config") if isinstance(cfg.get("pretrain_config"), Mapping) else {}
+    return [str(s) for s in _as_list(run.get("scenes")) if ":" not in str(s)]
+
+
+def _mean(value: Any) -> float | None:
+    """The mean of a stored "mean ± std" text, or a number as is."""
+    try:
+        return float(str(value).split("±")[0].strip())
+    except ValueError:
+        return None
+
+
+def _eval_results(cfg: Mapping[str, Any]) -> list[Any]:
+    """model-index entries from the stored probe rows and few-shot results (never invented)."""
+    from huggingface_hub import EvalResult
+
+    out: list[Any] = []
+    for row in _as_list(cfg.get("probe")):
+        if isinstance(row, Mapping) and _mean(row.get("linear")) is not None:
+            out.append(EvalResult(
+                task_type="image-classification",
+                task_name=f"{row['shots']}-shot classification",
+                dataset_type=str(row["scene"]), dataset_name=str(row["scene"]),
+                dataset_config=f"{row['shots']}-shot", metric_type="accuracy",
+                metric_value=_mean(row["linear"]),
+                metric_name=f"OA (%), linear probe of the frozen features, mean of "
+                            f"{row.get('seeds')} split seeds"))
+    for row in _as_list(cfg.get("results")):
+        if not isinstance(row, Mapping):
+            continue
+        for key, metric in (("OA (%)", "accuracy"), ("kappa", "cohen_kappa")):
+            value = _mean(row.get(key))
+            if value is not None:
+                out.append(EvalResult(
+                    task_type="image-classification",
+                    task_name=f"{row['shots']}-shot classification",
+                    dataset_type=str(row["dataset"]), dataset_name=str(row["dataset"]),
+                    dataset_config=f"{row['shots']}-shot", metric_type=metric,
+                    metric_value=value,
+                    metric_name=f"{key}, {row.get('method')} (fine-tuned), mean of "
+                                f"{row.get('seeds')} split seeds"))
+    return out
+
+
 def _front_matter(cfg: Mapping[str, Any]) -> list[str]:
-    """The Hub metadata block, formatted and quoted by huggingface_hub's ModelCardData."""
+    """The Hub metadata block, formatted and quoted by huggingface_hub's ModelCardData.
+
+    ``library_name`` is timm: config.json is in timm's format and ``timm.create_model("hf-hub:
+    <repo>")`` loads it once hsizoo is imported (which registers the architectures). A
+    backbone without classifier is tagged ``image-feature-extraction``, a model with one
+    ``image-classification``. ``model-index`` holds the stored probe and few-shot results.
+    """
     from huggingface_hub import ModelCardData
 
-    tags = list(dict.fromkeys([*_BASE_TAGS, *_as_list(cfg.get("tags")), *(
-        [cfg["sensor"]] if cfg.get("sensor") else [])]))
-    data = ModelCardData(library_name="hsizoo", license=cfg.get("license", "apache-2.0"),
-                         pipeline_tag="image-classification", tags=tags,
-                         datasets=_as_list(cfg.get("datasets")) or None)
+    head = int(cfg.get("num_classes") or 0) > 0
+    tags = list(dict.fromkeys([*_BASE_TAGS, *(["image-classification"] if head else []),
+                               "hsizoo", *_as_list(cfg.get("tags")),
+                               *([cfg["sensor"]] if cfg.get("sensor") else [])]))
+    evals = _eval_results(cfg)
+    metrics = list(dict.fromkeys(e.metric_type for e in evals))
+    name = f"{cfg.get('architecture')}.{cfg['tag']}" if cfg.get("tag") else str(cfg.get("architecture"))
+    data = ModelCardData(library_name="timm", license=cfg.get("license", "apache-2.0"),
+                         pipeline_tag="image-classification" if head else "image-feature-extraction",
+                         tags=tags, datasets=_train_datasets(cfg) or None,
+                         metrics=metrics or None, model_name=name if evals else None,
+                         eval_results=evals or None)
     return ["---", *data.to_yaml().splitlines(), "---"]
 
 
@@ -131,10 +194,15 @@ def render_model_card(config: Mapping[str, Any]) -> str:
     hub_id = cfg.get("hf_hub_id")
     lines += ["", "## How to load", "", "```python", "import hsizoo", ""]
     lines.append(f'model = hsizoo.create_model("{name}", pretrained=True)')
+    if hub_id:
+        lines.append(f'model = hsizoo.create_model("hf-hub:{hub_id}", pretrained=True)  # offline: the copy shipped with hsizoo')
     lines.append('# or from a local copy of this repository:')
     lines.append('# model = hsizoo.create_model("path/to/this/folder")')
     lines += ["", "import timm  # hsizoo registers its models in timm's registry on import",
-              f'model = timm.create_model("{name}", pretrained=True)', "```"]
+              f'model = timm.create_model("{name}", pretrained=True)']
+    if hub_id:
+        lines += [f'model = timm.create_model("hf-hub:{hub_id}", pretrained=True)  # this repository']
+    lines.append("```")
     if hub_id:
         rev = cfg.get("hf_hub_revision")
         lines += ["", f"Hub repository: `{hub_id}`" + (f", pinned revision `{rev}`" if rev else "") + "."]

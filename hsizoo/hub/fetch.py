@@ -22,6 +22,7 @@ __all__ = [
     "split_hub_id",
     "hub_recorded_sha",
     "try_hub",
+    "try_hub_file",
     "evict_from_cache",
 ]
 
@@ -94,6 +95,49 @@ def hub_recorded_sha(hub_id: str, revision: str | None) -> str | None:
     return sha.lower() if isinstance(sha, str) and sha else None
 
 
+def try_hub_file(repo_id: str, revision: str | None, filename: str) -> tuple[Path | None, str]:
+    """Fetch one file of a Hub repository through huggingface_hub (cache first, then network).
+
+    Args:
+        repo_id: ``org/name`` of the repository.
+        revision: The revision (a commit hash, tag or branch), or None for the default branch.
+        filename: The file in the repository.
+
+    Returns:
+        (path or None, where it was looked for and, on failure, why it failed, in one line).
+    """
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import errors as hf_errors
+
+    rev = revision or "main"
+    where = f"Hugging Face Hub {repo_id}@{rev} via {constants.ENDPOINT} (cache {constants.HF_HUB_CACHE})"
+    kw: dict[str, Any] = dict(revision=revision, library_name="hsizoo", library_version=hsizoo_version())
+    try:
+        return Path(hf_hub_download(repo_id, filename, **kw)), where
+    except hf_errors.RepositoryNotFoundError:
+        return None, f"{where}: repository not found (or private/gated and no valid token)"
+    except hf_errors.RevisionNotFoundError:
+        return None, f"{where}: revision {rev!r} not found in the repository"
+    except hf_errors.RemoteEntryNotFoundError:
+        return None, f"{where}: the repository has no {filename}"
+    except hf_errors.LocalEntryNotFoundError as e:
+        if constants.is_offline_mode():
+            return None, f"{where}: offline (HF_HUB_OFFLINE=1) and {filename} is not in the cache"
+        return None, (f"{where}: {filename} is not in the cache and the Hub could not be reached "
+                      f"({_first_line(e.__cause__ or e)})")
+    except (hf_errors.HfHubHTTPError, OSError, ValueError) as e:
+        return None, f"{where}: {type(e).__name__}: {_first_line(e)}"
+    except Exception as e:
+        if not _is_transport_error(e):
+            raise
+        # A connection dropped mid-body, refused or timed out, after huggingface_hub's own
+        # retries: the HTTP client's exception (httpx, requests) becomes one line of the error.
+        return None, (f"{where}: {BROKE_OFF} while downloading {filename} "
+                      f"({type(e).__name__}: {_first_line(e)}); check the network and retry (the "
+                      "partial download in the cache is resumed), or set HF_HUB_OFFLINE=1 and "
+                      "use a local copy")
+
+
 def try_hub(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
     """Fetch model.safetensors (and config.json if present) through huggingface_hub.
 
@@ -104,45 +148,14 @@ def try_hub(repo_id: str, revision: str | None) -> tuple[Path | None, str]:
     Returns:
         (path or None, reason it failed).
     """
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub import errors as hf_errors
-
-    rev = revision or "main"
-    where = f"Hugging Face Hub {repo_id}@{rev} via {constants.ENDPOINT} (cache {constants.HF_HUB_CACHE})"
-    kw: dict[str, Any] = dict(revision=revision, library_name="hsizoo", library_version=hsizoo_version())
-    try:
-        path = Path(hf_hub_download(repo_id, WEIGHTS_NAME, **kw))
-    except hf_errors.RepositoryNotFoundError:
-        return None, f"{where}: repository not found (or private/gated and no valid token)"
-    except hf_errors.RevisionNotFoundError:
-        return None, f"{where}: revision {rev!r} not found in the repository"
-    except hf_errors.RemoteEntryNotFoundError:
-        return None, f"{where}: the repository has no {WEIGHTS_NAME}"
-    except hf_errors.LocalEntryNotFoundError as e:
-        if constants.is_offline_mode():
-            return None, f"{where}: offline (HF_HUB_OFFLINE=1) and not in the cache"
-        return None, (f"{where}: not in the cache and the Hub could not be reached "
-                      f"({_first_line(e.__cause__ or e)})")
-    except (hf_errors.HfHubHTTPError, OSError, ValueError) as e:
-        return None, f"{where}: {type(e).__name__}: {_first_line(e)}"
-    except Exception as e:
-        if not _is_transport_error(e):
-            raise
-        # A connection dropped mid-body, refused or timed out, after huggingface_hub's own
-        # retries: the HTTP client's exception (httpx, requests) becomes one line of the error.
-        return None, (f"{where}: {BROKE_OFF} while downloading {WEIGHTS_NAME} "
-                      f"({type(e).__name__}: {_first_line(e)}); check the network and retry (the "
-                      "partial download in the cache is resumed), or set HF_HUB_OFFLINE=1 and "
-                      "use a local copy")
+    path, where = try_hub_file(repo_id, revision, WEIGHTS_NAME)
+    if path is None:
+        return None, where
     # config.json carries the recorded sha256 and the provenance; a repository without one is
     # still loadable (the pretrained config's sha256 is then the only check).
-    try:
-        hf_hub_download(repo_id, CONFIG_NAME, **kw)
-    except Exception as e:
-        if not (isinstance(e, (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError,
-                               OSError, ValueError)) or _is_transport_error(e)):
-            raise
-        _logger.debug("no %s for %s@%s: %s", CONFIG_NAME, repo_id, rev, _first_line(e))
+    cfg, why = try_hub_file(repo_id, revision, CONFIG_NAME)
+    if cfg is None:
+        _logger.debug("no %s: %s", CONFIG_NAME, why)
     return path, where
 
 

@@ -182,6 +182,10 @@ def resolve(pretrained_cfg: Mapping[str, Any]) -> ResolvedCheckpoint:
             sha, cfg = check_candidate(target, expected)
         except Rejected as e:
             raise CheckpointError(f"Checkpoint for {name} refused: {e}") from None
+        if not expected and not cfg.get("sha256"):
+            # The user's own file: nothing published pins it, so say that it was not verified.
+            _logger.warning("%s: loading your own file %s (sha256 %s), unverified: no published "
+                            "sha256 pins it (safetensors only, never a pickle)", name, target, sha)
         return ResolvedCheckpoint(target, "file", sha, cfg, [f"explicit file {target}: ok"])
 
     tried: list[str] = []

@@ -21,6 +21,15 @@ in the model family's ``default_cfgs``, and run ``tests/hub/test_published.py``.
 A shipped copy is used only for the repository its config.json names, and only when its
 recorded sha256 is the one the pretrained config pins (when it pins one): a newer revision of
 the repository on the Hub is then fetched through huggingface_hub instead.
+
+Revisions. A repository cannot name its own commit (the hash covers its files), so the commit
+each published repository was uploaded as is kept beside the folders, in
+``hsizoo/weights/revisions.json`` (``{hf_hub_id: commit}``), written at publish time by
+``hsizoo push ... --record-revision`` (:func:`record_revision`); the registry's pretrained
+configs read it (:func:`published_revision`) as ``hf_hub_revision``, so a download asks for
+that commit and a branch moved later changes nothing. A repository not yet uploaded has no
+entry (its revision is None): the sha256 the registry pins is then what keeps any other
+version out, refused rather than loaded.
 """
 from __future__ import annotations
 
@@ -30,10 +39,69 @@ from typing import Any
 
 from hsizoo.hub.verify import WEIGHTS_NAME, Rejected, check_candidate, read_config
 
-__all__ = ["WEIGHTS_DIR", "shipped_folders", "shipped_folder", "try_shipped"]
+__all__ = ["WEIGHTS_DIR", "REVISIONS_FILE", "shipped_folders", "shipped_folder", "try_shipped",
+           "published_revision", "record_revision"]
 
 #: The package's folder of published checkpoints (``hsizoo/weights``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: ``{hf_hub_id: commit}`` of the uploaded repositories (see the module docstring).
+REVISIONS_FILE = WEIGHTS_DIR / "revisions.json"
+_COMMIT_LEN = 40
+
+
+def _read_revisions(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); restore it from the release "
+                         "(git checkout, or reinstall hsizoo).") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object {{hf_hub_id: commit}}.")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def published_revision(hf_hub_id: str, path: Path | None = None) -> str | None:
+    """The commit a published repository was uploaded as, or None when it has not been yet.
+
+    Args:
+        hf_hub_id: ``org/name`` of the repository.
+        path: The revisions file; default :data:`REVISIONS_FILE`.
+
+    Returns:
+        A 40-character commit hash, or None.
+    """
+    return _read_revisions(path or REVISIONS_FILE).get(hf_hub_id)
+
+
+def record_revision(hf_hub_id: str, commit: str, path: Path | None = None) -> Path:
+    """Record the commit a repository was uploaded as (the release step after ``hsizoo push``).
+
+    Args:
+        hf_hub_id: ``org/name`` of the repository.
+        commit: The commit hash the upload returned.
+        path: The revisions file; default :data:`REVISIONS_FILE`.
+
+    Returns:
+        The file written.
+
+    Raises:
+        ValueError: ``commit`` is not a 40-character hexadecimal commit hash (a branch name
+            such as ``main`` moves, so it pins nothing).
+    """
+    from hsizoo.io.atomic import write_atomic
+
+    commit = commit.strip().lower()
+    if len(commit) != _COMMIT_LEN or any(c not in "0123456789abcdef" for c in commit):
+        raise ValueError(f"{commit!r} is not a commit hash (40 hexadecimal digits); a branch or "
+                         "tag can move, so only a commit pins a revision.")
+    path = path or REVISIONS_FILE
+    data = _read_revisions(path)
+    data[hf_hub_id] = commit
+    write_atomic(path, (json.dumps(dict(sorted(data.items())), indent=2) + "\n").encode(),
+                 overwrite=True)
+    return path
 
 
 def shipped_folders() -> dict[str, Path]:

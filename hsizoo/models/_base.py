@@ -268,6 +268,26 @@ class SpectralModelMixin:
             self.head = nn.Identity()
 
 
+def _complete_data_cfg(model: nn.Module) -> None:
+    """Make ``model.pretrained_cfg``'s preprocessing fields true for a hyperspectral patch model.
+
+    A config.json written before hsizoo recorded them (``mean: []``, ``interpolation: ""``; read
+    by ``timm.create_model("hf-hub:...")``) would make ``timm.data.resolve_data_config`` report
+    ImageNet's RGB mean/std and bicubic resizing; the fields of
+    :func:`hsizoo.hub.cfg.data_cfg_fields` replace them, one mean/std per band of ``input_size``.
+    """
+    from hsizoo.hub.cfg import data_cfg_fields
+
+    cfg = getattr(model, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or not cfg.get("input_size"):
+        return
+    want = data_cfg_fields(int(cfg["input_size"][0]))
+    for key in ("mean", "std", "interpolation", "normalisation"):
+        if tuple(cfg.get(key) or ()) != tuple(want[key]) if key in ("mean", "std") \
+                else cfg.get(key) != want[key]:
+            cfg[key] = want[key]
+
+
 def build_hsi_model(cls: type, variant: str, pretrained: bool, no_weights: str,
                     **kwargs: Any) -> nn.Module:
     """timm's ``build_model_with_cfg``, then the verified hsizoo weights, then ``features_only``.
@@ -284,11 +304,17 @@ def build_hsi_model(cls: type, variant: str, pretrained: bool, no_weights: str,
     """
     from timm.models import build_model_with_cfg
 
+    from hsizoo.hub.cfg import prepare_builder_cfg
     from hsizoo.models._features import pop_feature_kwargs, wrap_features
 
     feature_cfg = pop_feature_kwargs(kwargs)
+    prepare_builder_cfg(kwargs)
     model = build_model_with_cfg(cls, variant, pretrained=False, **kwargs)
     model.architecture = variant
+    _complete_data_cfg(model)
+    # Every argument that rebuilds it, so that timm's save_for_hf / push_to_hf_hub record them
+    # (timm's factory adds the caller's own kwargs on top).
+    model._model_args = {**getattr(model, "_model_args", {}), **model.model_args}
     # Without wavelengths (and without a sensor of its own), an input has the bands of the
     # config's sensor: what its input_size says.
     model.spectral_input.fallback_sensor = (model.pretrained_cfg or {}).get("sensor")

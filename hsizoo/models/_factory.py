@@ -102,7 +102,9 @@ def create_model(model_name_or_path: str | os.PathLike[str], pretrained: bool = 
 
     Args:
         model_name_or_path: A registered name (``"s2former_base"``, or ``"arch.tag"`` for a
-            given pretrained config), or a saved folder holding config.json and
+            given pretrained config), timm's ``"hf-hub:org/name[@revision]"`` (offline, a
+            mirror or shipped copy of that repository, see :mod:`hsizoo.hub.hf_names`) or
+            ``"local-dir:DIR"``, or a saved folder holding config.json and
             model.safetensors: the folder's architecture and ``model_args`` are rebuilt and its
             weights loaded (verified against the sha256 in its config.json).
         pretrained: Load the registered pretrained weights (offline-first, see
@@ -122,6 +124,13 @@ def create_model(model_name_or_path: str | os.PathLike[str], pretrained: bool = 
     import timm
 
     name = os.fspath(model_name_or_path)
+    from hsizoo.hub.hf_names import create_from_hf_name, is_hf_name
+
+    if is_hf_name(name):
+        if checkpoint_path is not None:
+            raise ValueError(f"{name} names its own weights: drop checkpoint_path, or pass the "
+                             "architecture's name with checkpoint_path=.")
+        return create_from_hf_name(name, pretrained=pretrained, **kwargs)
     folder = Path(name).expanduser()
     if folder.is_dir():
         return _create_from_folder(folder, checkpoint_path=checkpoint_path, **kwargs)

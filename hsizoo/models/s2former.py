@@ -35,6 +35,7 @@ from timm.layers import trunc_normal_
 from timm.models import generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
+from hsizoo.hub.shipped import published_revision
 from hsizoo.spectral.grid import CANONICAL_GRID, make_grid, resolve_wavelengths
 from hsizoo.models._base import SpectralInput, SpectralModelMixin, build_hsi_model, model_cfg
 from hsizoo.models._layers import Attention, DualBlock, sinusoidal_encoding  # noqa: F401
@@ -384,9 +385,12 @@ def _cfg(patch_size: int = 9, **kwargs: Any) -> Any:
 # hsizoo/hub/shipped.py) whose content is its Hub repository, trained by `hsizoo pretrain` (the
 # card records the command, data, steps and loss curve). The first tag of an architecture is its
 # default for pretrained=True.
+# The revision is the commit `hsizoo push --record-revision` recorded at upload
+# (hsizoo/weights/revisions.json; None until uploaded): never a branch, which can move.
 def _in_domain_cfg(name: str, patch_size: int, sha256: str) -> dict[str, Any]:
     """A checkpoint pretrained on the real Indian Pines pixels (its folder and Hub repo: name)."""
-    return _cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}", hf_hub_revision="main",
+    return _cfg(patch_size=patch_size, hf_hub_id=f"hsizoo/{name}",
+                hf_hub_revision=published_revision(f"hsizoo/{name}"),
                 sensor="aviris_indian_pines", sha256=sha256,
                 pretraining="masked reconstruction + FDC + view agreement on the real "
                             "Indian Pines pixels (in-domain)")
@@ -396,7 +400,7 @@ default_cfgs = generate_default_cfgs({
     "s2former_test.untrained": _cfg(patch_size=5),
     "s2former_tiny.ssl_simulated": _cfg(
         patch_size=7, hf_hub_id="hsizoo/s2former_tiny.ssl_simulated",
-        hf_hub_revision="main",
+        hf_hub_revision=published_revision("hsizoo/s2former_tiny.ssl_simulated"),
         sha256="d097a30f993e95feba1ae73e1b39f780e2e209c6e0b7e8e7810b1484e928b34e",
         pretraining="masked reconstruction + FDC + view agreement on simulated scenes of six "
                     "sensors (no AVIRIS): sensor-agnostic"),

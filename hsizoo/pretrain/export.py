@@ -99,7 +99,7 @@ def export_pretrained(run_dir: str | os.PathLike[str], folder: str | os.PathLike
             scene=probes[-1]["scene"], shots=probes[-1]["shots"], seeds=probes[-1]["seeds"],
             steps=[p["step"] for p in probes], linear_oa=[p["linear_oa"] for p in probes])
     config = dict(
-        tag=tag, hf_hub_id=hf_hub_id, hf_hub_revision="main" if hf_hub_id else None,
+        tag=tag, hf_hub_id=hf_hub_id,
         pretraining=pretraining, description=description, sensor=sensor,
         data=data if data is not None else ([f"patch shards {cfg.shards}"] if cfg.shards
                                             else list(cfg.scenes)), training=training,

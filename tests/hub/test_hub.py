@@ -275,8 +275,12 @@ def test_model_card_is_rendered_from_config_fields() -> None:
                loss_curve="loss.png", class_names=["corn", "grass"])
     card = render_model_card(cfg)
     front = yaml.safe_load(card.split("---")[1])
-    assert front["library_name"] == "hsizoo" and front["license"] == "cc-by-4.0"
-    assert {"hyperspectral", "remote-sensing", "image-classification", "self-supervised"} <= set(front["tags"])
+    # library_name: the Hub's timm integration (config.json is timm's format); no head: a
+    # feature extractor, not an image classifier.
+    assert front["library_name"] == "timm" and front["license"] == "cc-by-4.0"
+    assert front["pipeline_tag"] == "image-feature-extraction"
+    assert {"hyperspectral", "remote-sensing", "self-supervised", "hsizoo"} <= set(front["tags"])
+    assert "image-classification" not in front["tags"]
     assert front["datasets"] == ["indian_pines"]
     for needle in ('hsizoo.create_model("s2former_base.ssl-ip", pretrained=True)',
                    'timm.create_model("s2former_base.ssl-ip"', "1234", "567.8", "2 CPU cores",
@@ -285,6 +289,28 @@ def test_model_card_is_rendered_from_config_fields() -> None:
                    "0123456789abcdef0123456789abcdef01234567", '"embed_dim": 128', "1. corn"):
         assert needle in card, needle
     assert "## Results" not in render_model_card(dict(architecture="s2former_test"))
+
+
+def test_model_card_metadata_model_index_from_stored_results() -> None:
+    import yaml
+
+    probe = [{"scene": "indian_pines", "shots": 5, "seeds": 10, "linear": 65.0, "lp": 68.4}]
+    results = [{"dataset": "indian_pines", "method": "daft", "shots": 5, "seeds": 10,
+                "OA (%)": "80.0 ± 3.9", "AA (%)": "87.2 ± 2.1", "kappa": "0.775 ± 0.043"}]
+    card = render_model_card(dict(architecture="s2former_tiny", tag="x", num_classes=16,
+                                  probe=probe, results=results,
+                                  pretrain_config=dict(scenes=["indian_pines", "simulated:enmap:a:1"])))
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["pipeline_tag"] == "image-classification" and "image-classification" in front["tags"]
+    assert front["datasets"] == ["indian_pines"]  # simulated scenes name no dataset
+    assert front["metrics"] == ["accuracy", "cohen_kappa"]
+    (entry,) = front["model-index"]
+    assert entry["name"] == "s2former_tiny.x"
+    (res,) = entry["results"]
+    assert res["dataset"]["name"] == "indian_pines" and res["dataset"]["config"] == "5-shot"
+    got = {(m["type"], m["value"]) for m in res["metrics"]}
+    assert got == {("accuracy", 65.0), ("accuracy", 80.0), ("cohen_kappa", 0.775)}
+    assert "model-index" not in render_model_card(dict(architecture="s2former_test"))
 
 
 def test_push_to_hub_uploads_to_local_server_and_round_trips(saved, hub, x) -> None:
