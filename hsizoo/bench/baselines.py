@@ -340,11 +340,13 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
     return patch_predictor(model, padded, wl), {"model": opts.hybridsn_model, **log}
 
 
-def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False
-                       ) -> tuple[Predictor, dict]:
+def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False,
+                       discriminant_rounds: int = 0) -> tuple[Predictor, dict]:
     from hsizoo.method.transduction import TransductionConfig, propagate_from_shots
 
-    cfg = TransductionConfig()
+    # The plain graph baseline is issue 19's "30-line graph": no discriminant rounds, whatever
+    # the pipeline's default.
+    cfg = TransductionConfig(discriminant_rounds=discriminant_rounds)
     K = int(max(int(train.max()), len(scene.class_names or [])))
     std = standardised(scene, seed)
     record = None
@@ -361,13 +363,21 @@ def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: 
 
     info = {k: v for k, v in cfg.as_dict().items()
             if k in ("components", "feature_sigma", "position_scale", "neighbours", "alpha",
-                     "iterations")}
+                     "iterations", "discriminant_rounds")}
     return predict, {**info, "graph_cv": record} if cv else info
 
 
 def _label_propagation_cv(scene: Any, train: np.ndarray, seed: int, opts: Any
                           ) -> tuple[Predictor, dict]:
     return _label_propagation(scene, train, seed, opts, cv=True)
+
+
+def _label_propagation_discriminant(scene: Any, train: np.ndarray, seed: int, opts: Any
+                                    ) -> tuple[Predictor, dict]:
+    from hsizoo.method.transduction import TransductionConfig
+
+    return _label_propagation(scene, train, seed, opts,
+                              discriminant_rounds=TransductionConfig().discriminant_rounds or 2)
 
 
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).
@@ -381,4 +391,7 @@ BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, 
     "label_propagation_cv": ("label propagation with the graph's position scale and feature "
                              "smoothing chosen by cross-validation on the shots",
                              _label_propagation_cv),
+    "label_propagation_discriminant": ("label propagation with discriminant self-training of "
+                                       "the graph (hsizoo.method.discriminant), no network",
+                                       _label_propagation_discriminant),
 }

@@ -321,12 +321,12 @@ def pick_checkpoint(arch: str, sensor: str | None,
 
 def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
                 num_classes: int, sensor: str | None = None,
-                wavelengths: Sequence[float] | None = None, **model_kwargs: Any
+                scene_wavelengths: Sequence[float] | None = None, **model_kwargs: Any
                 ) -> tuple[nn.Module, str]:
     """Create the backbone; returns (model, description of the weights used).
 
     A bare architecture name with ``pretrained`` None or True gets the published weights that
-    suit the scene (:func:`pick_checkpoint`, from the scene's ``sensor`` or ``wavelengths``);
+    suit the scene (:func:`pick_checkpoint`, from its ``sensor`` or ``scene_wavelengths``);
     ``arch.tag`` gets
     exactly those weights.
     """
@@ -345,7 +345,7 @@ def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
                              f"{', '.join(list_pretrained()) or 'none'}).")
         return create_model(name, pretrained=True, num_classes=num_classes, **model_kwargs), name
     try:
-        tag, why = pick_checkpoint(arch, sensor, wavelengths)
+        tag, why = pick_checkpoint(arch, sensor, scene_wavelengths)
     except ValueError as e:
         if pretrained is True:
             raise ValueError(f"{e} Pass pretrained=False (CLI: --no-pretrained) to fine-tune "

@@ -117,7 +117,8 @@ def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: Finetune
     dev = resolve_device(recipe.device)
     precision = resolve_precision(recipe.precision, dev)
     net, weights = build_model(recipe.model, recipe.pretrained, recipe.checkpoint_path, K,
-                               scene.sensor, wl, **recipe.model_kwargs)
+                               scene.sensor, scene_wavelengths=wl,
+                               **recipe.model_kwargs)
     net = net.to(dev)
     coverage = check_coverage(net, wl)
     P = net.patch_size

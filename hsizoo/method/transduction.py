@@ -35,7 +35,8 @@ import numpy as np
 from hsizoo.method.pca import principal_components
 
 __all__ = ["GraphRefiner", "TransductionConfig", "fuse", "graph_features", "knn_graph", "propagate",
-           "propagate_from_shots", "propagation_seeds", "refine", "select_pseudo_labels"]
+           "propagate_from_shots", "propagation_seeds", "refine", "select_pseudo_labels",
+           "spectral_features"]
 
 
 @dataclass
@@ -71,6 +72,16 @@ class TransductionConfig:
             component) or "none".
         guided_radius: Window radius (pixels) of the guided filter.
         guided_eps: Its regularisation (larger smooths more across edges).
+        discriminant_rounds: Rounds of self-training of the graph with a discriminant
+            projection (:mod:`hsizoo.method.discriminant`): after each propagation from the
+            shots, a Fisher discriminant of the shots and the confident pseudo-labels joins the
+            graph features and the propagation runs again. 0 = the plain graph. Default 2
+            (weight 2, half of each class), chosen on the simulated tuning scenes: +2.1 and +2.4
+            OA points over the plain graph on the Salinas and Pavia layouts at 5 shots, where
+            weight 1 gave +1.7 and +0.8 (and cross-validation on the shots of Indian Pines,
+            which reads no other label, +1.7 held-out shots correct over 10 draws).
+        discriminant_weight: Weight of that projection against the spectra in the graph.
+        discriminant_fraction: Share of each class's nodes (most confident first) that fit it.
         cv_graph: Choose ``position_scale`` and ``feature_sigma`` for this scene by
             cross-validation on the shots (:func:`hsizoo.method.graph_cv.choose_graph_settings`)
             instead of using the values above.
@@ -91,6 +102,9 @@ class TransductionConfig:
     refine_filter: str = "gaussian"
     guided_radius: int = 4
     guided_eps: float = 1e-3
+    discriminant_rounds: int = 2
+    discriminant_weight: float = 2.0
+    discriminant_fraction: float = 0.5
     cv_graph: bool = False
 
     def __post_init__(self) -> None:
@@ -99,6 +113,10 @@ class TransductionConfig:
                              f"{self.refine_filter!r}.")
         if self.guided_radius < 1 or self.guided_eps <= 0:
             raise ValueError("guided_radius must be >= 1 and guided_eps > 0.")
+        if self.discriminant_rounds < 0 or self.discriminant_weight < 0 \
+                or not 0.0 < self.discriminant_fraction <= 1.0:
+            raise ValueError("discriminant_rounds and discriminant_weight must be >= 0 and "
+                             "discriminant_fraction in (0, 1].")
         if self.components < 1 or self.neighbours < 1 or self.iterations < 1:
             raise ValueError("components, neighbours and iterations must be >= 1.")
         if not 0.0 < self.alpha < 1.0:
@@ -143,15 +161,8 @@ def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
     Returns:
         (N_valid, d) float32 features, rows in ``np.nonzero(valid)`` order.
     """
-    from hsizoo.predict.engine import smooth_probabilities
-
-    z = _principal(cube[valid], cfg.components)
+    z = spectral_features(cube, valid, cfg)
     n_comp = z.shape[1]
-    if cfg.feature_sigma > 0:
-        grid = np.zeros(valid.shape + (n_comp,), np.float32)
-        grid[valid] = z
-        # Normalised convolution over valid pixels (the same helper smooths class maps).
-        z = smooth_probabilities(grid, valid, cfg.feature_sigma)[valid]
     parts = [z]
     sd = _rms(z)
     if embeddings is not None and embed_weight > 0:
@@ -163,6 +174,20 @@ def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
         rows, cols = np.nonzero(valid)
         parts.append(np.stack([rows, cols], 1).astype(np.float32) * (sd / cfg.position_scale))
     return np.concatenate(parts, 1).astype(np.float32)
+
+
+def spectral_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig) -> np.ndarray:
+    """The spectral part of :func:`graph_features`: principal components of the valid pixels,
+    Gaussian-smoothed over valid pixels by ``cfg.feature_sigma``; (N_valid, components)."""
+    from hsizoo.predict.engine import smooth_probabilities
+
+    z = _principal(cube[valid], cfg.components)
+    if cfg.feature_sigma > 0:
+        grid = np.zeros(valid.shape + (z.shape[1],), np.float32)
+        grid[valid] = z
+        # Normalised convolution over valid pixels (the same helper smooths class maps).
+        z = smooth_probabilities(grid, valid, cfg.feature_sigma)[valid]
+    return z
 
 
 def knn_graph(features: np.ndarray, neighbours: int) -> Any:
@@ -270,7 +295,18 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
     lab = train[valid]
     shots = np.flatnonzero(lab > 0)
     seeds = propagation_seeds(shots, lab[shots] - 1, graph.shape[0], num_classes)
-    return graph, propagate(graph, seeds, cfg.alpha, cfg.iterations)
+    probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
+    if cfg.discriminant_rounds > 0 and shots.size:
+        from hsizoo.method.discriminant import discriminant_projection
+
+        z = spectral_features(cube, valid, cfg)
+        for _ in range(cfg.discriminant_rounds):
+            proj = discriminant_projection(z, probs, shots, lab[shots] - 1,
+                                           cfg.discriminant_fraction, None)
+            graph = knn_graph(graph_features(cube, valid, cfg, proj, cfg.discriminant_weight),
+                              cfg.neighbours)
+            probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
+    return graph, probs
 
 
 def select_pseudo_labels(probs: np.ndarray, exclude: np.ndarray, fraction: float,

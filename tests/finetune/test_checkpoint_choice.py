@@ -74,5 +74,5 @@ def test_finetune_on_a_bare_cube_records_the_weights_it_chose() -> None:
     from hsizoo.spectral.grid import resolve_wavelengths
 
     wl = resolve_wavelengths(None, "aviris_salinas")
-    _, desc = build_model("s2former_tiny", None, None, 4, None, wl)
+    _, desc = build_model("s2former_tiny", None, None, 4, None, scene_wavelengths=wl)
     assert desc.startswith("s2former_tiny.ssl_indianpines") and "bands match" in desc
