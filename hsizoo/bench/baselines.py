@@ -253,7 +253,7 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
     y = torch.as_tensor(labels, dtype=torch.long)
     by_class = [ix for ix in (torch.nonzero(y == k).view(-1) for k in range(int(y.max()) + 1))
                 if ix.numel() > 0]
-    from hsizoo.finetune.training import warmup_cosine
+    from hsizoo.runtime.optim import set_step_lr, warmup_cosine
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = warmup_cosine(opt, steps)  # linear warm-up over 10 % of the steps, then cosine
@@ -263,6 +263,7 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
     for step in range(steps):
         if time_budget is not None and time.perf_counter() - t0 > time_budget:
             break
+        set_step_lr(schedule, step)
         cls = torch.randint(0, len(by_class), (batch_size,), generator=gen)
         pick = torch.stack([by_class[k][torch.randint(0, by_class[k].numel(), (1,),
                                                       generator=gen)][0] for k in cls])
@@ -270,7 +271,6 @@ def train_patch_classifier(model: Any, padded: Any, rows: np.ndarray, cols: np.n
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        schedule.step()
         done += 1
     model.eval()
     return {"steps": steps, "steps_done": done, "final_loss": float(loss.detach()),

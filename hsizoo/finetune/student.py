@@ -8,7 +8,6 @@ computation) and the pseudo-labels are renewed (:mod:`hsizoo.finetune.pseudo`).
 from __future__ import annotations
 
 import time
-import warnings
 from typing import Any
 
 import numpy as np
@@ -18,9 +17,10 @@ from hsizoo.data.patches import gather_patches
 from hsizoo.finetune.prepare import Prepared
 from hsizoo.finetune.pseudo import PseudoLabels
 from hsizoo.finetune.recipe import FinetuneRecipe
-from hsizoo.finetune.training import augment, layer_decay_optimizer, warmup_cosine
+from hsizoo.finetune.training import augment, layer_decay_optimizer
 from hsizoo.method.daft import Teacher, cosine_alpha_bar, daft_losses
 from hsizoo.runtime.device import autocast, grad_scaler
+from hsizoo.runtime.optim import set_step_lr, warmup_cosine
 
 __all__ = ["scene_outputs", "train_student"]
 
@@ -91,6 +91,8 @@ def train_student(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels
             pseudo.refresh(*scene_outputs(teacher.model, inputs.padded, inputs.scene.valid,
                                           inputs.wavelengths, recipe.smooth_sigma, precision))
             net.train()
+        # The schedule follows the step count, also past a step fp16's scaler skipped.
+        set_step_lr(schedule, step)
         xb, yb, xu, xp, yp = _batch(inputs, recipe, pseudo, by_class)
         with autocast(dev, precision):
             loss, terms = daft_losses(net, teacher, xb, yb, xu, inputs.wavelengths, cfg,
@@ -101,11 +103,6 @@ def train_student(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         scaler.step(opt)
         scaler.update()
-        with warnings.catch_warnings():
-            # fp16's scaler skips a step whose gradients overflow; the schedule still follows
-            # the step count, and torch would warn that the first step was skipped.
-            warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)`")
-            schedule.step()
         if teacher is not None:
             teacher.update(net)
         curve.append(float(loss.detach()))

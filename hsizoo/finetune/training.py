@@ -1,17 +1,13 @@
-"""The few-shot training loop's parts: augmentation, optimiser and schedule, head warm-up."""
+"""The few-shot training loop's parts: augmentation, optimiser, head warm-up."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.optim.lr_scheduler import LambdaLR
 
 from hsizoo.runtime.device import autocast, resolve_device
 
-__all__ = ["augment", "dihedral", "fit_head", "layer_decay_optimizer", "resolve_device",
-           "warmup_cosine"]
+__all__ = ["augment", "dihedral", "fit_head", "layer_decay_optimizer", "resolve_device"]
 
 
 def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -48,42 +44,13 @@ def layer_decay_optimizer(model: nn.Module, lr: float, layer_decay: float,
         weight_decay: AdamW weight decay of the weights with more than one dimension.
 
     Returns:
-        The optimiser; each group's ``lr`` is its base rate, which :func:`warmup_cosine` scales.
+        The optimiser; each group's ``lr_scale`` is its layer's factor, which timm's scheduler
+        (:func:`hsizoo.runtime.optim.warmup_cosine`) applies to the scheduled rate.
     """
     from timm.optim import create_optimizer_v2
 
-    opt = create_optimizer_v2(model, "adamw", lr=lr, weight_decay=weight_decay,
-                              layer_decay=layer_decay)
-    # timm leaves the scale for its own schedulers to apply; a torch scheduler scales `lr`.
-    for g in opt.param_groups:
-        g["lr"] = lr * g.pop("lr_scale")
-    return opt
-
-
-def warmup_cosine(opt: torch.optim.Optimizer, steps: int) -> LambdaLR:
-    """Linear warm-up over the first tenth of ``steps``, then cosine decay to 0.
-
-    The factor of step ``s`` (0-based) is ``(s + 1) / warm`` during the warm-up and
-    ``(1 + cos(pi * (s - warm) / (steps - warm))) / 2`` after it. timm's CosineLRScheduler and
-    torch's LinearLR/CosineAnnealingLR do not give these rates exactly (timm's warm-up starts
-    at 0 and its cosine would start a step late; torch's two are recursive), so the closed form
-    is the lambda. Call ``step()`` after every optimiser step.
-
-    Args:
-        opt: The optimiser; each group's current ``lr`` is its peak rate.
-        steps: Length of the schedule in optimiser steps.
-
-    Returns:
-        The scheduler (it has already set the rates of step 0).
-    """
-    warm = max(1, steps // 10)
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
-
-    return LambdaLR(opt, factor)
+    return create_optimizer_v2(model, "adamw", lr=lr, weight_decay=weight_decay,
+                               layer_decay=layer_decay)
 
 
 @torch.no_grad()

@@ -30,7 +30,6 @@ in words only, so every part has a switch and a weight, and the ablation is meas
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -163,6 +162,9 @@ def agreement_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 class Teacher:
     """The DAFT teacher: a frozen copy of the initial model, or an EMA of the student.
 
+    The copy and its update are timm's ``ModelEmaV3`` with ``exclude_buffers=True``: parameters
+    move as ``teacher + (1 - decay) * (student - teacher)``, buffers are copied from the student.
+
     Args:
         model: The model to copy (the student at the start of DAFT).
         mode: "frozen" or "ema".
@@ -170,25 +172,22 @@ class Teacher:
     """
 
     def __init__(self, model: nn.Module, mode: str = "ema", decay: float = 0.99) -> None:
+        from timm.utils import ModelEmaV3
+
         if mode not in ("frozen", "ema"):
             raise ValueError(f"teacher mode must be 'frozen' or 'ema', got {mode!r}.")
         self.mode = mode
         self.decay = float(decay)
-        self.model = copy.deepcopy(model).eval()
+        # Buffers follow the student (not averaged), as the teacher always had them.
+        self._ema = ModelEmaV3(model, decay=self.decay, exclude_buffers=True)
+        self.model = self._ema.module  # in eval mode
         for p in self.model.parameters():
             p.requires_grad_(False)
 
-    @torch.no_grad()
     def update(self, student: nn.Module) -> None:
         """EMA step towards the student (no-op for a frozen teacher)."""
-        if self.mode != "ema":
-            return
-        # Not timm's ModelEmaV3: its lerp rounds differently from this update (1 ulp per step),
-        # and the published results were measured with this one.
-        for pt, ps in zip(self.model.parameters(), student.parameters()):
-            pt.mul_(self.decay).add_(ps.detach(), alpha=1.0 - self.decay)
-        for bt, bs in zip(self.model.buffers(), student.buffers()):
-            bt.copy_(bs)
+        if self.mode == "ema":
+            self._ema.update(student)
 
     @torch.no_grad()
     def features_and_logits(self, x: torch.Tensor, wavelengths: Sequence[float]

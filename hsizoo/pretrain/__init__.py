@@ -50,7 +50,7 @@ from typing import Any, Sequence
 from hsizoo.pretrain.adapt import adapt_to_scene
 from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, load_checkpoint, plot_loss_curve,
                           read_log, read_probe_log, save_checkpoint)
-from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
 from hsizoo.pretrain.data import PretrainData, SubBatch, load_scene_spec
 from hsizoo.pretrain.export import export_pretrained
 from hsizoo.pretrain.loop import PretrainResult, pretrain
@@ -79,7 +79,6 @@ __all__ = [
     "ShardData",
     # Also public in the single module this package replaces.
     "SubBatch",
-    "lr_at",
     "save_checkpoint",
     "MANIFEST",
     "LOG_NAME",

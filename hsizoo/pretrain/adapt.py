@@ -10,6 +10,7 @@ import torch.nn as nn
 from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
 from hsizoo.pretrain.data import PretrainData, SubBatch
 from hsizoo.method.objective import MaskedS2Former
+from hsizoo.runtime.optim import weight_decay_groups
 
 # Step indices of the fixed evaluation batches of adapt_to_scene: far beyond any training step,
 # so that the counter-based sampler never draws them for training.
@@ -104,18 +105,14 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
 
     head = net.get_classifier() if hasattr(net, "get_classifier") else None
     head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
-    skip = set(net.no_weight_decay()) if hasattr(net, "no_weight_decay") else set()
-    enc_decay, enc_plain = [], []
-    for name, p in net.named_parameters():
-        if p.requires_grad and id(p) not in head_ids:
-            (enc_plain if p.ndim < 2 or name in skip else enc_decay).append(p)
+    skip = list(net.no_weight_decay()) if hasattr(net, "no_weight_decay") else []
+    enc = [dict(g, params=[p for p in g["params"] if id(p) not in head_ids], kind="encoder")
+           for g in weight_decay_groups(net, weight_decay, skip)]
     dec = [p for m in (model.decoder_sp, model.decoder_se) for p in m.parameters()]
-    optimizer = torch.optim.AdamW([
-        {"params": enc_decay, "weight_decay": weight_decay, "kind": "encoder"},
-        {"params": enc_plain, "weight_decay": 0.0, "kind": "encoder"},
-        {"params": dec, "weight_decay": weight_decay, "kind": "decoder"},
-    ], lr=lr, betas=(0.9, 0.95))
-    trainable = enc_decay + enc_plain + dec
+    optimizer = torch.optim.AdamW(
+        enc + [{"params": dec, "weight_decay": weight_decay, "kind": "decoder"}],
+        lr=lr, betas=(0.9, 0.95))
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
 
     def sample(step: int) -> list[SubBatch]:
         return data.sample(step, seed, batch_size, mask_ratio, spectral_mask_ratio)

@@ -1,9 +1,10 @@
 """The run directory: pickle-free checkpoints, the step log and its loss-curve plot.
 
 ``ckpt-<step>.safetensors`` holds the model, the optimiser's tensors and the torch RNG state; the
-manifest ``checkpoint.json`` the step, config, optimiser scalars, wall time and the sha256 of the
-tensors file. Each is written to a temporary file in the run directory and renamed, the manifest
-last, so that it always points to a complete tensors file. ``log.jsonl`` holds one JSON object
+manifest ``checkpoint.json`` the step, config, optimiser scalars, the learning-rate scheduler's
+state (timm's, a small dict), wall time and the sha256 of the tensors file. Each is written to a
+temporary file in the run directory and renamed, the manifest last, so that it always points to a
+complete tensors file. ``log.jsonl`` holds one JSON object
 per logged step.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ import torch
 from hsizoo.io.atomic import file_sha256, write_atomic
 from hsizoo.pretrain.config import PretrainConfig
 from hsizoo.method.objective import MaskedS2Former
+
+if TYPE_CHECKING:
+    from timm.scheduler.scheduler import Scheduler
 
 MANIFEST = "checkpoint.json"
 LOG_NAME = "log.jsonl"
@@ -32,8 +36,21 @@ def _atomic(path: Path, write: Callable[[Path], None] | bytes) -> None:
 
 
 def save_checkpoint(run_dir: Path, step: int, model: MaskedS2Former, optimizer: torch.optim.Optimizer,
-                    cfg: PretrainConfig, state: dict[str, Any]) -> Path:
-    """Write ``ckpt-<step>.safetensors`` and then the manifest; drop older tensors files."""
+                    scheduler: "Scheduler", cfg: PretrainConfig, state: dict[str, Any]) -> Path:
+    """Write ``ckpt-<step>.safetensors`` and then the manifest; drop older tensors files.
+
+    Args:
+        run_dir: Folder of the run.
+        step: Optimiser steps done.
+        model: The objective (encoder and decoders).
+        optimizer: Its optimiser; tensors go to the safetensors file, scalars to the manifest.
+        scheduler: The learning-rate scheduler; its state goes to the manifest as JSON.
+        cfg: The recipe.
+        state: Further manifest entries (wall time, hardware, ...).
+
+    Returns:
+        The manifest's path.
+    """
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -53,7 +70,8 @@ def save_checkpoint(run_dir: Path, step: int, model: MaskedS2Former, optimizer: 
     manifest = dict(
         format="hsizoo-pretrain-checkpoint", version=1, step=step, tensors=name,
         sha256=file_sha256(run_dir / name), config=cfg.to_json(),
-        optimizer=dict(param_groups=opt["param_groups"], scalars=scalars), **state)
+        optimizer=dict(param_groups=opt["param_groups"], scalars=scalars),
+        scheduler=scheduler.state_dict(), **state)
     text = json.dumps(manifest, indent=1, default=float)
     _atomic(run_dir / MANIFEST, text.encode())
     for old in run_dir.glob("ckpt-*.safetensors"):
@@ -91,7 +109,7 @@ def load_checkpoint(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], di
 
 
 def _restore(manifest: dict[str, Any], tensors: dict[str, torch.Tensor], model: MaskedS2Former,
-             optimizer: torch.optim.Optimizer) -> None:
+             optimizer: torch.optim.Optimizer, scheduler: "Scheduler") -> None:
     sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     model.load_state_dict(sd, strict=True)
     state: dict[int, dict[str, Any]] = {}
@@ -101,7 +119,25 @@ def _restore(manifest: dict[str, Any], tensors: dict[str, torch.Tensor], model: 
             state.setdefault(int(pid), {})[name] = v
     for pid, sc in manifest["optimizer"]["scalars"].items():
         state.setdefault(int(pid), {}).update(sc)
-    optimizer.load_state_dict({"state": state, "param_groups": manifest["optimizer"]["param_groups"]})
+    groups = manifest["optimizer"]["param_groups"]
+    have = [len(g["params"]) for g in optimizer.param_groups]
+    if [len(g["params"]) for g in groups] != have:
+        # Runs with weight_decay 0 written before timm's parameter groups had two groups.
+        raise ValueError(
+            f"The optimiser of this checkpoint has parameter groups of sizes "
+            f"{[len(g['params']) for g in groups]}, this version of hsizoo builds {have}: it was "
+            "written by an older hsizoo whose optimiser grouping differs. Resume it with that "
+            "version, or start a new run_dir.")
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    # Checkpoints written before the scheduler's state was stored have none: the schedule is a
+    # function of the recipe and the step, so the scheduler built from the recipe is the same.
+    if "scheduler" in manifest:
+        sched = manifest["scheduler"]
+        if not isinstance(sched, dict) or len(sched.get("base_values", ())) != len(have):
+            raise ValueError(f"The scheduler state in {MANIFEST} is malformed ({sched!r:.200}); "
+                             "the run directory was modified by hand. Restore the file, or start "
+                             "a new run_dir.")
+        scheduler.load_state_dict(sched)
     torch.set_rng_state(tensors["rng.torch"])
 
 

@@ -1,11 +1,11 @@
-"""The recipe of a pretraining run and its learning-rate schedule.
+"""The recipe of a pretraining run.
 
-:class:`PretrainConfig` is stored in every checkpoint and a resume must match it; :func:`lr_at`
-is the warm-up then cosine schedule; :class:`NonFiniteLossError` stops a diverging run.
+:class:`PretrainConfig` is stored in every checkpoint and a resume must match it (its warm-up then
+cosine schedule is :func:`hsizoo.runtime.optim.warmup_cosine`); :class:`NonFiniteLossError` stops
+a diverging run.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,17 +110,3 @@ class PretrainConfig:
             del d["shards"]
         return d
 
-
-def lr_at(step: int, cfg: PretrainConfig) -> float:
-    """Learning rate of the optimiser step with 0-based index ``step``: warm-up, then cosine.
-
-    A closed form of the step, so a resume needs only the step count. timm's
-    CosineLRScheduler starts its warm-up at 0 instead of ``lr / warm``, and torch's
-    LinearLR/CosineAnnealingLR are recursive; neither gives these rates exactly.
-    """
-    warm = int(cfg.warmup_steps or 0)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, cfg.steps - warm)
-    t = min(max(t, 0.0), 1.0)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * t))

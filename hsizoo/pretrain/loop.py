@@ -26,23 +26,13 @@ import torch.nn as nn
 from hsizoo.runtime.device import autocast, grad_scaler, resolve_precision
 from hsizoo.pretrain.checkpoints import (LOG_NAME, MANIFEST, PROBE_LOG, _restore, _truncate_log, load_checkpoint,
                           save_checkpoint)
-from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig, lr_at
+from hsizoo.pretrain.config import NonFiniteLossError, PretrainConfig
 from hsizoo.pretrain.data import PretrainData, _describe_scene, load_scene_spec
 from hsizoo.pretrain.shard_data import (ShardData, check_shard_resume, index_sha256,
                                         shard_location, write_shard_reads)
 from hsizoo.runtime.distributed import hardware_line, setup_distributed
+from hsizoo.runtime.optim import set_step_lr, warmup_cosine, weight_decay_groups
 from hsizoo.method.objective import build_objective
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    skip = {f"encoder.{n}" for n in model.encoder.no_weight_decay()}
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or name in skip else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
 
 
 @dataclass
@@ -243,12 +233,15 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         else:
             loaded = [load_scene_spec(s, data_root) if isinstance(s, str) else s for s in scenes]
             data = PretrainData(loaded, model.encoder, cfg.scene_weighting, dev)
-        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                                      betas=cfg.betas, weight_decay=cfg.weight_decay)
+        skip = [f"encoder.{n}" for n in model.encoder.no_weight_decay()]
+        optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, skip),
+                                      lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        # Built before the restore, so that its peak rate is the recipe's, not a restored one.
+        scheduler = warmup_cosine(optimizer, cfg.steps, cfg.warmup_steps, cfg.min_lr)
         prober = _Prober(probe, data_root, run_dir) if probe is not None and is_main else None
         start, wall_before = 0, 0.0
         if manifest is not None:
-            _restore(manifest, tensors, model, optimizer)
+            _restore(manifest, tensors, model, optimizer, scheduler)
             start = int(manifest["step"])
             wall_before = float(manifest.get("wall_time_s", 0.0))
             if is_main:
@@ -288,7 +281,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
 
         def checkpoint(at: int) -> None:
             if is_main:
-                save_checkpoint(run_dir, at, model, optimizer, cfg, dict(
+                save_checkpoint(run_dir, at, model, optimizer, scheduler, cfg, dict(
                     wall_time_s=wall_before + time.perf_counter() - t0, hardware=hardware,
                     precision=precision, world_size=d.world_size, final_loss=rec_last.get("loss"),
                     **shard_state))
@@ -299,9 +292,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         with _StopFlag() as stop:
             while step < end:
                 ts = time.perf_counter()
-                lr = lr_at(step, cfg)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
+                set_step_lr(scheduler, step)
+                lr = optimizer.param_groups[0]["lr"]
                 net.train()
                 batches = data.sample(step, cfg.seed, cfg.batch_size, cfg.mask_ratio,
                                       cfg.spectral_mask_ratio, d.rank, d.world_size,
