@@ -58,29 +58,20 @@ def discriminant_directions(x: np.ndarray, y: np.ndarray, num_classes: int,
     return vecs[:, np.argsort(vals)[::-1][:m]]
 
 
-def discriminant_projection(z: np.ndarray, probs: np.ndarray, shot_index: np.ndarray,
-                            shot_class: np.ndarray, fraction: float,
-                            max_per_class: int | None) -> np.ndarray:
-    """The graph nodes' features projected on the discriminant of the shots and the confident
-    pseudo-labels of a propagation.
+def discriminant_projection(z: np.ndarray, index: np.ndarray, classes: np.ndarray,
+                            num_classes: int) -> np.ndarray:
+    """Every node's features projected on the discriminant of some labelled nodes (the shots
+    and the confident pseudo-labels of a propagation:
+    :func:`~hsizoo.method.transduction.propagate_from_shots` chooses them).
 
     Args:
         z: (N, d) the spectral graph features of every node.
-        probs: (N, K) the propagation's probabilities.
-        shot_index: Indices of the shots among the nodes.
-        shot_class: Their classes 0..K-1.
-        fraction: Share of each class's nodes kept as its pseudo-labels (most confident first).
-        max_per_class: Cap on one class's pseudo-labels (None = none).
+        index: Indices of the labelled nodes.
+        classes: Their classes 0..K-1.
+        num_classes: K.
 
     Returns:
         (N, m) float32 projections of every node.
     """
-    from hsizoo.method.transduction import select_pseudo_labels
-
-    exclude = np.zeros(z.shape[0], bool)
-    exclude[shot_index] = True
-    idx, cls = select_pseudo_labels(probs, exclude, fraction, max_per_class)
-    idx = np.concatenate([idx, shot_index])
-    cls = np.concatenate([cls, shot_class])
-    w = discriminant_directions(z[idx], cls, probs.shape[1])
+    w = discriminant_directions(z[index], classes, num_classes)
     return ((z - z.mean(0)) @ w).astype(np.float32)

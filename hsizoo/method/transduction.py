@@ -300,9 +300,13 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
         from hsizoo.method.discriminant import discriminant_projection
 
         z = spectral_features(cube, valid, cfg)
+        is_shot = np.zeros(graph.shape[0], bool)
+        is_shot[shots] = True
         for _ in range(cfg.discriminant_rounds):
-            proj = discriminant_projection(z, probs, shots, lab[shots] - 1,
-                                           cfg.discriminant_fraction, None)
+            # The shots and the most confident share of every class (class-balanced).
+            idx, cls = select_pseudo_labels(probs, is_shot, cfg.discriminant_fraction, None)
+            proj = discriminant_projection(z, np.concatenate([idx, shots]),
+                                           np.concatenate([cls, lab[shots] - 1]), num_classes)
             graph = knn_graph(graph_features(cube, valid, cfg, proj, cfg.discriminant_weight),
                               cfg.neighbours)
             probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)

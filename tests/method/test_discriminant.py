@@ -39,7 +39,7 @@ def _accuracy(cfg: TransductionConfig, cube, labels, train) -> float:
 
 def test_discriminant_rounds_see_through_a_strong_nuisance() -> None:
     cube, labels, train = _nuisance_scene()
-    plain = TransductionConfig(feature_sigma=0.0, position_scale=0.0)
+    plain = TransductionConfig(feature_sigma=0.0, position_scale=0.0, discriminant_rounds=0)
     rounds = TransductionConfig(feature_sigma=0.0, position_scale=0.0, discriminant_rounds=2)
     a0, a2 = _accuracy(plain, cube, labels, train), _accuracy(rounds, cube, labels, train)
     assert a2 > a0 + 0.1, (a0, a2)
@@ -57,17 +57,24 @@ def test_discriminant_directions_find_the_class_axis() -> None:
 
 
 def test_discriminant_sees_only_the_shots_and_its_own_pseudo_labels() -> None:
-    # The projection is a function of the features, the propagation and the shots: the same
-    # inputs give the same projection whatever labels the rest of the scene has.
+    # The projection is a function of the features and of the rows it is given (the shots and
+    # the propagation's own pseudo-labels): deterministic, one column per class but one.
     cube, labels, train = _nuisance_scene()
-    cfg = TransductionConfig(feature_sigma=0.0, position_scale=0.0)
+    cfg = TransductionConfig(feature_sigma=0.0, position_scale=0.0, discriminant_rounds=0)
     valid = np.ones(labels.shape, bool)
     _, probs = propagate_from_shots(cube, valid, train, 3, cfg)
     lab = train[valid]
     shots = np.flatnonzero(lab > 0)
     z = cube.reshape(-1, cube.shape[-1])
-    p1 = discriminant_projection(z, probs, shots, lab[shots] - 1, 0.5, None)
-    p2 = discriminant_projection(z, probs, shots, lab[shots] - 1, 0.5, None)
+    from hsizoo.method.transduction import select_pseudo_labels
+
+    is_shot = np.zeros(z.shape[0], bool)
+    is_shot[shots] = True
+    idx, cls = select_pseudo_labels(probs, is_shot, 0.5, None)
+    p1 = discriminant_projection(z, np.concatenate([idx, shots]),
+                                 np.concatenate([cls, lab[shots] - 1]), 3)
+    p2 = discriminant_projection(z, np.concatenate([idx, shots]),
+                                 np.concatenate([cls, lab[shots] - 1]), 3)
     np.testing.assert_array_equal(p1, p2)
     assert p1.shape == (z.shape[0], 2)
 
