@@ -17,6 +17,7 @@ import numpy as np
 
 from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables
 from hsizoo.io.raster import _check_path, open_raster, check_real
+from hsizoo.io.remote import is_remote
 
 #: Above this, a largest id more than SPARSE_FACTOR x the number of distinct ids is refused.
 SPARSE_ABOVE = 255
@@ -156,8 +157,9 @@ def read_labels(source: Any, *, variable: str | None = None,
 
     where, source_nd, is_file = "the label array", "nodata=", False
     if isinstance(source, (str, Path)):
-        p = Path(source).expanduser()
-        if not p.is_file():
+        remote = _check_path(source) if is_remote(source) else None
+        p = Path(source).expanduser() if remote is None else remote
+        if remote is None and not p.is_file():
             raise FileNotFoundError(f"Label file {p} does not exist. Check the path (relative "
                                     f"paths are resolved from {Path.cwd()}).")
         where, is_file = str(p), True
@@ -169,7 +171,7 @@ def read_labels(source: Any, *, variable: str | None = None,
         elif suffix in (".npz", ".npy"):
             arr = _load_numpy(p, variable)
         else:
-            with open_raster(_check_path(p)) as ds:
+            with open_raster(remote or _check_path(p)) as ds:
                 if ds.count != 1:
                     raise ValueError(
                         f"The label raster {p} has {ds.count} bands; a label map is one band of "
