@@ -78,7 +78,8 @@ def _run_cli(args: argparse.Namespace) -> int:
         res = pretrain(args.scenes or None, args.run_dir, resume=args.resume,
                        max_time=args.max_time, until_step=args.until_step,
                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                       progress=not args.no_progress, device=args.device,
+                       progress=not (args.no_progress or getattr(args, "quiet", False)),
+                       device=args.device,
                        precision=args.precision, data_root=args.data_root, probe=args.probe,
                        probe_every=args.probe_every, **recipe)
     except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:

@@ -304,7 +304,7 @@ class Campaign:
         Returns:
             The manifest written.
         """
-        from tqdm.auto import tqdm
+        from hsizoo.runtime.progress import progress_bar
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -313,7 +313,7 @@ class Campaign:
                                         model=self.fingerprint, units=[], skipped=[],
                                         assembled=[], mosaics=[])
         mine = self.share(rank, world)
-        for u in tqdm(mine, disable=not self.progress, desc=f"units (worker {rank}/{world})"):
+        for u in progress_bar(mine, disable=not self.progress, desc=f"units (worker {rank}/{world})"):
             if self.done(u.scene) or self._part(u) is not None:
                 manifest["skipped"].append([u.stem, u.row0, u.row1])
                 continue
