@@ -301,6 +301,7 @@ def version_line() -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from hsizoo._optional import MissingExtraError
     from hsizoo.io.atomic import OutputError
     from hsizoo.hub.verify import CheckpointError
 
@@ -308,7 +309,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     # message says what to do. Any other OSError is the system's answer about a path the user
     # gave (a name too long, a folder where a file was expected): said in one line too.
     return (UsageError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, KeyError,
-            OutputError, OSError)
+            OutputError, OSError, MissingExtraError)
 
 
 def _error_message(e: BaseException) -> str:

@@ -86,7 +86,12 @@ def _run_cli(args: argparse.Namespace) -> int:
         print(f"hsizoo pretrain: error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        plot_loss_curve(res.run_dir)
+        from hsizoo._optional import MissingExtraError
+
+        try:
+            plot_loss_curve(res.run_dir)
+        except MissingExtraError as e:  # the run is saved; only its figure is missing
+            print(f"hsizoo pretrain: no loss-curve figure: {e}", file=sys.stderr)
         print(json.dumps(dict(run_dir=str(res.run_dir), step=res.step, final_loss=res.final_loss,
                               wall_time_s=round(res.wall_time_s, 1), interrupted=res.interrupted)))
         if args.export:

@@ -58,7 +58,26 @@ def progress_bar(*args: Any, disable: bool = False, **kwargs: Any) -> Any:
         kwargs["mininterval"] = max(float(kwargs.get("mininterval", 0.1)), OFF_TTY_INTERVAL)
         kwargs.setdefault("maxinterval", OFF_TTY_INTERVAL * 10)
         kwargs["dynamic_ncols"] = False  # no terminal to measure
+        return _log_bar_class(tqdm)(*args, disable=disable, **kwargs)
     return tqdm(*args, disable=disable, **kwargs)
+
+
+def _log_bar_class(tqdm: type) -> type:
+    """tqdm whose postfix and description updates wait for the next timed redraw: tqdm redraws
+    on every ``set_postfix`` by default, which would defeat ``mininterval`` in a log."""
+
+    class LogBar(tqdm):  # type: ignore[misc, valid-type]
+        def set_postfix(self, ordered_dict: Any = None, refresh: bool = True,
+                        **kwargs: Any) -> None:
+            super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
+        def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+            super().set_postfix_str(s, refresh=False)
+
+        def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
+            super().set_description(desc, refresh=False)
+
+    return LogBar
 
 
 def note(message: str) -> None:

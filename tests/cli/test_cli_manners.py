@@ -82,8 +82,9 @@ def test_progress_bars_are_quiet_off_terminal_and_off_with_q(monkeypatch) -> Non
     err = io.StringIO()  # not a terminal, like a log file
     monkeypatch.setattr(sys, "stderr", err)
     bar = progress.progress_bar(total=10_000, desc="x", file=err)
-    for _ in range(10_000):
+    for i in range(10_000):
         bar.update(1)
+        bar.set_postfix(loss=i)  # tqdm would redraw on each of these
     bar.close()
     off_tty = len(err.getvalue())
     assert bar.mininterval >= progress.OFF_TTY_INTERVAL
