@@ -208,3 +208,37 @@ def _load_numpy(p: Path, variable: str | None) -> np.ndarray:
         raise ValueError(f"{p} is not a readable NumPy file ({type(err).__name__}: {err}); it may "
                          "be truncated, pickled or in another format. Re-save it with "
                          "numpy.save.") from err
+
+
+def attach_labels(scene: Any, labels: Any, class_names: Any, win: Any,
+                  full_shape: tuple[int, int] | None, where: str) -> Any:
+    """Put a label map (and class names) on a scene read whole or through a window.
+
+    Labels of the whole scene are cropped with the window; labels already of the window's shape
+    are taken as they are.
+
+    Returns:
+        The scene.
+
+    Raises:
+        ValueError: a label map of neither shape, or fewer class names than classes.
+    """
+    if labels is not None:
+        lab = read_labels(labels)
+        if win is not None and lab.shape == tuple(full_shape or ()):
+            r0, c0 = int(win.row_off), int(win.col_off)
+            lab = np.ascontiguousarray(lab[r0:r0 + int(win.height), c0:c0 + int(win.width)])
+        shape = scene.cube.shape[:2]
+        if lab.shape != shape:
+            expected = (f"the window's {shape} (or the whole scene's {tuple(full_shape)}, "
+                        "cropped with it)" if win is not None else f"the scene's {shape}")
+            raise ValueError(f"Label map shape {lab.shape} differs from {expected} ({where}); "
+                             "labels must be one integer per pixel of this scene.")
+        scene.labels = lab
+    if class_names is not None:
+        scene.class_names = list(class_names)
+        if scene.labels is not None and scene.labels.max() > len(scene.class_names):
+            raise ValueError(
+                f"Labels go up to class {scene.labels.max()} but {len(scene.class_names)} class "
+                "names were given; give one name per class 1..K.")
+    return scene

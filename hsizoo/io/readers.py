@@ -20,7 +20,7 @@ import numpy as np
 
 from hsizoo.io.band_metadata import _raster_wavelengths, _resolve, descriptions
 from hsizoo.io.envi import envi_band_names, envi_wavelengths
-from hsizoo.io.labels import read_labels
+from hsizoo.io.labels import attach_labels, read_labels
 from hsizoo.io.limits import check_read_size
 from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables, _read_mat, check_mat_size
 from hsizoo.io.raster import (
@@ -226,26 +226,7 @@ def read_scene(path: str | Path, wavelengths: Sequence[float] | None = None,
     if not scene.valid.any():
         warnings.warn(no_valid_pixel_message(scene.cube, scene.meta.get("nodata"), p),
                       UserWarning, stacklevel=2)
-    if labels is not None:
-        lab = read_labels(labels)
-        if win is not None and lab.shape == full_shape:
-            lab = np.ascontiguousarray(crop_to_window(lab, win))
-        if lab.shape != scene.cube.shape[:2]:
-            where = (f"the window's {scene.cube.shape[:2]} (or the whole scene's {full_shape}, "
-                     "cropped with it)" if win is not None else f"the scene's {scene.cube.shape[:2]}")
-            raise ValueError(
-                f"Label map shape {lab.shape} differs from {where} ({p.name}); labels must be "
-                "one integer per pixel of this scene."
-            )
-        scene.labels = lab
-    if class_names is not None:
-        scene.class_names = list(class_names)
-        if scene.labels is not None and scene.labels.max() > len(scene.class_names):
-            raise ValueError(
-                f"Labels go up to class {scene.labels.max()} but {len(scene.class_names)} class "
-                "names were given; give one name per class 1..K."
-            )
-    return scene
+    return attach_labels(scene, labels, class_names, win, full_shape, p.name)
 
 
 def iter_windows(source: str | Path | Scene, window_size: int | tuple[int, int] = 512,
