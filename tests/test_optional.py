@@ -11,8 +11,15 @@ from hsizoo._optional import MissingExtraError, require
 from scenes import three_class_scene
 
 
+def _uninstall(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make ``package`` and its submodules unimportable, as if not installed."""
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)
+
+
 def test_require_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    _uninstall(monkeypatch, "matplotlib")
     with pytest.raises(MissingExtraError, match=r'Plotting needs .*matplotlib.*hsizoo\[plot\]'):
         require("matplotlib.pyplot", "Plotting")
     assert require("json", "x").dumps(1) == "1"
@@ -22,9 +29,7 @@ def test_quicklook_without_matplotlib(monkeypatch: pytest.MonkeyPatch, tmp_path:
     from hsizoo.io import save_quicklook
 
     scene = three_class_scene()
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    _uninstall(monkeypatch, "matplotlib")
     with pytest.raises(MissingExtraError, match=r"quicklook PNG .*hsizoo\[plot\]"):
         save_quicklook(tmp_path / "q.png", scene, scene.labels)
     assert not list(tmp_path.iterdir())
