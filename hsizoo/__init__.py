@@ -2,7 +2,8 @@
 
 S2Former backbones pretrained without labels (masked reconstruction with a frequency-domain
 constraint) and few-shot DAFT fine-tuning, after arXiv 2601.18088. Importing hsizoo registers its
-models in timm's registry, so ``timm.create_model("s2former_base")`` works too.
+models in timm's registry, so ``timm.create_model("s2former_base")`` works too (the registration
+happens when timm is imported, before or after hsizoo; :mod:`hsizoo._timm_hook`).
 
 The package, in the order a newcomer needs it:
 
@@ -24,9 +25,12 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from hsizoo import models  # noqa: F401,E402  (registers the models with timm)
 from hsizoo.io.scene import Scene  # noqa: E402
-from hsizoo.models import S2Former  # noqa: E402
+from hsizoo._timm_hook import register_with_timm  # noqa: E402
+
+# The models enter timm's registry when timm is imported (now, if it already is): `import hsizoo`
+# itself needs neither torch nor timm, so `hsizoo --help` starts in a fraction of a second.
+register_with_timm()
 
 # Public functions, imported on first use so that `import hsizoo` stays light.
 _LAZY = {
@@ -50,6 +54,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "models":
+        return importlib.import_module("hsizoo.models")
+    if name == "S2Former":
+        value = importlib.import_module("hsizoo.models").S2Former
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
@@ -58,7 +68,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted({*globals(), *_LAZY, "models", "S2Former"})
 
 
 __all__ = ["__version__", "S2Former", "Scene", *_LAZY]

@@ -31,6 +31,9 @@ def plot_oa(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     Returns:
         The path.
     """
+    from hsizoo._optional import require
+
+    require("matplotlib", "The benchmark report's figures")
     from matplotlib.figure import Figure
 
     table = summarise(records)
@@ -95,6 +98,9 @@ def plot_maps(records: Sequence[dict[str, Any]], scene: str, path: str | Path, s
         The path, or None when no map of that scene and seed was saved.
     """
     from matplotlib.colors import ListedColormap
+    from hsizoo._optional import require
+
+    require("matplotlib", "The benchmark report's figures")
     from matplotlib.figure import Figure
 
     recs = [r for r in records if r["scene"] == scene and r["seed"] == seed and r.get("map_file")]

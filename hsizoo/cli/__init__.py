@@ -7,7 +7,11 @@ stays fast and one broken command cannot break the others). To add a subcommand,
 :func:`register_command`).
 
 User errors (unknown model, missing file, bad argument) print one message on stderr and exit
-with status 2; ``--debug`` shows the traceback. Ctrl-C prints one line and exits with status 130
+with status 2; ``--debug`` shows the traceback. ``-q``/``--quiet`` (before or after the
+subcommand) turns progress bars and notes off, leaving results and errors
+(:mod:`hsizoo.runtime.progress`); ``--json`` on the commands that print results prints them as
+one JSON object on stdout. ``hsizoo --version`` and ``hsizoo --help`` import neither torch nor
+timm. Ctrl-C prints one line and exits with status 130
 (:data:`INTERRUPTED`). Argument types (positive numbers, seeds, wavelength lists) are in
 :mod:`hsizoo.cli.args`.
 """
@@ -21,7 +25,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-__all__ = ["Command", "COMMANDS", "register_command", "main", "UsageError", "INTERRUPTED"]
+__all__ = ["Command", "COMMANDS", "register_command", "main", "UsageError", "INTERRUPTED",
+           "add_json_argument", "print_json", "version_line"]
 
 
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
@@ -53,6 +58,29 @@ class Command:
 def _add_list_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("filter", nargs="?", default="*", help="fnmatch pattern, e.g. 's2former_*'")
     p.add_argument("--pretrained", action="store_true", help="only models with published weights")
+    add_json_argument(p)
+
+
+def add_json_argument(p: argparse.ArgumentParser) -> None:
+    """``--json``: the command's result as one JSON object on stdout (nothing else there)."""
+    p.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on stdout")
+
+
+def print_json(obj: object) -> None:
+    """Print ``obj`` as one JSON object on stdout (paths, numpy numbers as strings / numbers)."""
+    print(json.dumps(obj, indent=2, default=_json_default))
+
+
+def _json_default(v: object) -> object:
+    item = getattr(v, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(v, "tolist", None)  # numpy arrays
+    return tolist() if callable(tolist) else str(v)
 
 
 def _model_summary(name: str) -> dict[str, object]:
@@ -99,6 +127,9 @@ def _run_list(args: argparse.Namespace) -> int:
         raise UsageError(f"no {'pretrained ' if args.pretrained else ''}model matches "
                          f"{args.filter!r}; all models: {', '.join(list_models())}")
     rows = [_model_summary(n) for n in names]
+    if args.json:
+        print_json({"models": rows})
+        return 0
     print(_table(rows, [("name", "model"), ("params", "params"), ("embed_dim", "embed dim"),
                         ("depth", "depth"), ("patch", "patch"), ("tags", "pretrained tags")]))
     return 0
@@ -117,7 +148,7 @@ def _add_info_args(p: argparse.ArgumentParser) -> None:
                         "(default: aviris_indian_pines)")
     g.add_argument("--bands", type=band_count, default=None,
                    help="count FLOPs for N bands spread evenly over 400-2500 nm instead")
-    p.add_argument("--json", action="store_true", help="print the information as JSON")
+    add_json_argument(p)
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -153,7 +184,7 @@ def _run_info(args: argparse.Namespace) -> int:
                 flops_input=bands_text, patch_size=getattr(model, "patch_size", None),
                 model_args=dict(getattr(model, "model_args", {}) or {}), pretrained=cfgs)
     if args.json:
-        print(json.dumps(info, indent=2, default=str))
+        print_json(info)
         return 0
     print(f"{args.name}  ({arch})")
     print(f"  parameters:      {params:,}")
@@ -232,7 +263,10 @@ def _load(name: str) -> Command:
 def _build_parser(selected: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hsizoo", description="hsizoo: hyperspectral image classification model zoo.")
+    parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("-q", "--quiet", action="store_true", dest="_quiet_all",
+                        help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, cmd in COMMANDS.items():
@@ -243,11 +277,34 @@ def _build_parser(selected: str | None) -> argparse.ArgumentParser:
         cmd = _load(name)
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
         cmd.add_arguments(p)
+        if "--quiet" not in p._option_string_actions:  # every command takes -q
+            p.add_argument("-q", "--quiet", action="store_true", help=_QUIET_HELP)
         p.set_defaults(_run=cmd.run)
     return parser
 
 
+_QUIET_HELP = "no progress bars or notes: only results and errors"
+
+
+def version_line() -> str:
+    """``hsizoo 0.1.0 (Python 3.11.9; torch 2.14.1, timm 1.0.31, rasterio 1.4.4)``, read from the
+    installed packages' metadata without importing them."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hsizoo import __version__
+
+    parts = []
+    for dist in ("torch", "timm", "rasterio"):
+        try:
+            parts.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            parts.append(f"{dist} not installed")
+    return f"hsizoo {__version__} (Python {platform.python_version()}; {', '.join(parts)})"
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from hsizoo._optional import MissingExtraError
     from hsizoo.io.atomic import OutputError
     from hsizoo.hub.verify import CheckpointError
 
@@ -255,7 +312,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     # message says what to do. Any other OSError is the system's answer about a path the user
     # gave (a name too long, a folder where a file was expected): said in one line too.
     return (UsageError, ValueError, FileNotFoundError, FileExistsError, CheckpointError, KeyError,
-            OutputError, OSError)
+            OutputError, OSError, MissingExtraError)
 
 
 def _error_message(e: BaseException) -> str:
@@ -291,6 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # argparse exits 2 on bad usage and 0 on --help
             return int(e.code or 0)
         command, debug = args.command, args.debug
+        if args._quiet_all:
+            args.quiet = True
+        from hsizoo.runtime.progress import set_quiet
+
+        set_quiet(getattr(args, "quiet", False))
         if not args.debug:
             # Warnings speak to the user: one line each, without the library's source line.
             warnings.formatwarning = lambda message, category, *_a, **_k: (

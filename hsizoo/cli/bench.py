@@ -59,6 +59,9 @@ def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None
     add_device_arguments(p, "the S2Former methods")
     p.add_argument("--dry-run", action="store_true", help="list the runs to do and stop")
     p.add_argument("--stop-on-error", action="store_true", help="raise the first error")
+    p.add_argument("--json", action="store_true", help="print the summary (result files "
+                   "written, runs skipped and failed) as one JSON object on stdout; the lines "
+                   "about each run go to stderr")
 
 
 def options_from_args(args: argparse.Namespace) -> BenchOptions:
@@ -75,13 +78,36 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 def run_from_args(args: argparse.Namespace,
                   environment: Callable[[], dict[str, Any]] | None = None) -> int:
-    """Run the benchmark from parsed arguments; exit status 1 when a run failed."""
+    """Run the benchmark from parsed arguments; exit status 1 when a run failed.
+
+    With ``--json`` the summary is one JSON object on stdout and the lines about each run go to
+    stderr; with ``-q`` those lines are left out and one summary line remains.
+    """
+    import sys
+
+    from hsizoo.runtime.progress import is_quiet, note
+
+    as_json, quiet = getattr(args, "json", False), getattr(args, "quiet", False) or is_quiet()
+    say = note if quiet else ((lambda m: print(m, file=sys.stderr)) if as_json else print)
     summary = run_benchmark(
         _split_names(args.scenes), _split_names(args.methods), parse_int_list(args.shots),
         parse_int_list(args.seeds), options_from_args(args), args.out, force=args.force,
         time_limit=args.time_limit, data_root=args.data_root,
         environment=environment() if environment is not None and not args.dry_run else None,
-        dry_run=args.dry_run, stop_on_error=args.stop_on_error)
+        dry_run=args.dry_run, stop_on_error=args.stop_on_error, print_fn=say)
+    if as_json:
+        from hsizoo.cli import print_json
+
+        print_json(dict(command="bench run", out=str(args.out),
+                        done=[str(p) for p in summary.done],
+                        skipped_existing=summary.skipped_existing,
+                        failed=[dict(run=r, error=e) for r, e in summary.failed],
+                        skipped=summary.skipped, not_started=summary.not_started))
+    elif quiet:
+        print(f"done: {len(summary.done)} written, {summary.skipped_existing} already stored, "
+              f"{len(summary.failed)} failed, {summary.not_started} not started")
+        for run_name, err in summary.failed:
+            print(f"FAILED {run_name}: {err}", file=sys.stderr)
     return 1 if summary.failed else 0
 
 

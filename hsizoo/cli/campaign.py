@@ -61,6 +61,14 @@ def run_campaign(args: argparse.Namespace) -> int:
                           confidence=args.confidence_maps, overwrite=args.overwrite,
                           max_unit_mb=args.max_unit_mb, wavelengths=args.wavelengths,
                           sensor=args.sensor, progress=not args.quiet)
+    if getattr(args, "json", False):
+        from hsizoo.cli import print_json
+
+        print_json(dict(command="predict", out_dir=str(out_dir), rank=manifest["rank"],
+                        world=manifest["world"], units_computed=len(manifest["units"]),
+                        units_skipped=len(manifest["skipped"]), scenes=manifest["assembled"],
+                        mosaics=[str(m) for m in manifest["mosaics"]]))
+        return 0
     who = f"worker {manifest['rank']} of {manifest['world']}"
     print(f"{who}: {len(manifest['units'])} units computed, {len(manifest['skipped'])} already "
           f"done, {len(manifest['assembled'])} scenes written to {out_dir}"

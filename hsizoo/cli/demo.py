@@ -149,7 +149,7 @@ def _add_demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=types.seed, default=0)
     p.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def register_demo_cli(subparsers: Any) -> None:

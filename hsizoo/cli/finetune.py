@@ -98,7 +98,8 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                   wavelengths=args.wavelengths, sensor=args.sensor,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
                   progress=not args.quiet, device=args.device, precision=args.precision)
-    print(ft.summary())
+    if not args.json:
+        print(ft.summary())
     result = ft.predict(progress=not args.quiet)
     # The map, its confidence, the quicklook and the model are one result: all or none.
     with commit_together():
@@ -106,16 +107,31 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                     quicklook=args.quicklook)
         if args.save_model:
             ft.save_pretrained(args.save_model, overwrite=args.overwrite)
-    for path in (args.out, args.confidence, args.quicklook):
-        if path:
-            print(f"wrote {path}")
-    if args.save_model:
-        print(f"saved the fine-tuned model to {args.save_model}")
+    report = None
     if args.eval_labels:
         from hsizoo.io import read_labels
 
-        print(ft.evaluate(read_labels(args.eval_labels)))
+        report = ft.evaluate(read_labels(args.eval_labels))
+    if args.json:
+        from hsizoo.cli import print_json
+
+        print_json(dict(command="finetune", summary=ft.summary(), outputs=_outputs(args),
+                        model_folder=args.save_model, history=ft.history,
+                        evaluation=None if report is None else report.as_dict()))
+        return 0
+    for path in _outputs(args).values():
+        print(f"wrote {path}")
+    if args.save_model:
+        print(f"saved the fine-tuned model to {args.save_model}")
+    if report is not None:
+        print(report)
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, str]:
+    """The files written: {"map": ..., "confidence": ..., "quicklook": ...} (those asked for)."""
+    named = {"map": args.out, "confidence": args.confidence, "quicklook": args.quicklook}
+    return {k: str(v) for k, v in named.items() if v}
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -145,6 +161,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         res = ft.predict(str(args.scene), out_path=args.out, confidence_path=args.confidence,
                          overwrite=args.overwrite, window_size=args.window,
                          progress=not args.quiet, wavelengths=wl, sensor=args.sensor)
+    if args.json:
+        from hsizoo.cli import print_json
+
+        print_json(dict(command="predict", scene=str(args.scene), outputs=_outputs(args),
+                        seconds=round(res.seconds, 3)))
+        return 0
     print(f"wrote {args.out} in {res.seconds:.1f} s")
     return 0
 
@@ -188,7 +210,10 @@ def _add_scene_and_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wavelengths", type=types.wavelength_list,
                    help="band centres in nm: a comma list, or a file holding one")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or notes: only results and errors")
+    p.add_argument("--json", action="store_true",
+                   help="print the result (outputs written, summary, accuracy) as one JSON object")
     add_device_arguments(p)
 
 

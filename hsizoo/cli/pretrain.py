@@ -78,14 +78,20 @@ def _run_cli(args: argparse.Namespace) -> int:
         res = pretrain(args.scenes or None, args.run_dir, resume=args.resume,
                        max_time=args.max_time, until_step=args.until_step,
                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                       progress=not args.no_progress, device=args.device,
+                       progress=not (args.no_progress or getattr(args, "quiet", False)),
+                       device=args.device,
                        precision=args.precision, data_root=args.data_root, probe=args.probe,
                        probe_every=args.probe_every, **recipe)
     except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
         print(f"hsizoo pretrain: error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
-        plot_loss_curve(res.run_dir)
+        from hsizoo._optional import MissingExtraError
+
+        try:
+            plot_loss_curve(res.run_dir)
+        except MissingExtraError as e:  # the run is saved; only its figure is missing
+            print(f"hsizoo pretrain: no loss-curve figure: {e}", file=sys.stderr)
         print(json.dumps(dict(run_dir=str(res.run_dir), step=res.step, final_loss=res.final_loss,
                               wall_time_s=round(res.wall_time_s, 1), interrupted=res.interrupted)))
         if args.export:

@@ -30,7 +30,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
                    help="rows and columns read at a time (default 256)")
     p.add_argument("--sensor", default=None, help="sensor preset for files without wavelengths")
     p.add_argument("--nodata", type=float, default=None, help="nodata value overriding the files'")
-    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
 def _run(args: argparse.Namespace) -> int:

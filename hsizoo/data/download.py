@@ -95,7 +95,7 @@ def download_file(info: FileInfo, root: str | Path, base_url: str | None = None,
     import urllib.request
     from http.client import HTTPException
 
-    from tqdm.auto import tqdm
+    from hsizoo.runtime.progress import progress_bar
 
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def download_file(info: FileInfo, root: str | Path, base_url: str | None = None,
                 expected = int(length) if length and length.isdigit() else info.size
                 digest = hashlib.sha256()
                 received = 0
-                with tqdm(total=expected, unit="B", unit_scale=True, desc=info.name,
+                with progress_bar(total=expected, unit="B", unit_scale=True, desc=info.name,
                           disable=not progress, leave=False) as bar:
                     try:
                         while True:

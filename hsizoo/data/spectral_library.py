@@ -88,9 +88,11 @@ def _earthlib_data_dir() -> Path:
     # find_spec locates the package without importing it (earthlib's __init__ pulls in more).
     spec = importlib.util.find_spec("earthlib")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(
-            "The earthlib package (the spectral library of simulated scenes) is not installed; "
-            "install it with `pip install earthlib`.")
+        from hsizoo._optional import MissingExtraError
+
+        raise MissingExtraError(
+            "Simulated scenes need the optional package 'earthlib' (their spectral library), "
+            'which is not installed: pip install "hsizoo[simulate]" (or pip install earthlib).')
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 

@@ -26,7 +26,8 @@ def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: st
 
             scene_or_cube = replace(scene_or_cube, wavelengths=as_wavelength_array(wavelengths))
         return scene_or_cube
-    if isinstance(scene_or_cube, (str, Path)):
+    if isinstance(scene_or_cube, (str, Path)) or type(scene_or_cube).__name__ == "DataArray":
+        # a path, or an xarray DataArray (its wavelengths, CRS and transform: hsizoo.io.xarray)
         return read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor)
     cube = np.asarray(scene_or_cube)
     if cube.ndim != 3:

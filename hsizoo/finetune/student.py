@@ -68,7 +68,7 @@ def _batch(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels | None
 def train_student(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels | None,
                   t_start: float) -> dict[str, Any]:
     """Fine-tune ``inputs.net`` in place; returns the history of the run (steps, loss curve)."""
-    from tqdm.auto import tqdm
+    from hsizoo.runtime.progress import progress_bar
 
     net, cfg, dev, precision = inputs.net, recipe.daft, inputs.device, inputs.precision
     teacher = Teacher(net, cfg.teacher, cfg.ema_decay) if cfg.enabled else None
@@ -83,7 +83,7 @@ def train_student(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels
                               for k in range(inputs.num_classes)) if ix.numel() > 0]
     curve: list[float] = []
     net.train()
-    bar = tqdm(range(steps), disable=not recipe.progress, desc="finetune", leave=False)
+    bar = progress_bar(range(steps), disable=not recipe.progress, desc="finetune", leave=False)
     for step in bar:
         if recipe.time_budget is not None and time.perf_counter() - t_start > recipe.time_budget:
             break

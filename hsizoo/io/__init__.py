@@ -11,6 +11,7 @@ from hsizoo.io.readers import SceneInfo, iter_windows, read_labels, read_scene, 
 from hsizoo.io.scene import Scene
 from hsizoo.io.validity import valid_mask
 from hsizoo.io.windows import WindowBlock, plan_windows
+from hsizoo.io.xarray import from_xarray, to_xarray
 from hsizoo.io.writers import (
     open_class_map_writer,
     open_confidence_map_writer,
@@ -25,6 +26,7 @@ __all__ = [
     "SceneTooLargeError",
     "WindowBlock",
     "default_palette",
+    "from_xarray",
     "iter_windows",
     "open_class_map_writer",
     "open_confidence_map_writer",
@@ -34,6 +36,7 @@ __all__ = [
     "read_scene",
     "read_scene_info",
     "save_quicklook",
+    "to_xarray",
     "valid_mask",
     "write_class_map",
     "write_confidence_map",

@@ -17,6 +17,7 @@ import numpy as np
 
 from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables
 from hsizoo.io.raster import _check_path, open_raster, check_real
+from hsizoo.io.remote import is_remote
 
 #: Above this, a largest id more than SPARSE_FACTOR x the number of distinct ids is refused.
 SPARSE_ABOVE = 255
@@ -156,8 +157,9 @@ def read_labels(source: Any, *, variable: str | None = None,
 
     where, source_nd, is_file = "the label array", "nodata=", False
     if isinstance(source, (str, Path)):
-        p = Path(source).expanduser()
-        if not p.is_file():
+        remote = _check_path(source) if is_remote(source) else None
+        p = Path(source).expanduser() if remote is None else remote
+        if remote is None and not p.is_file():
             raise FileNotFoundError(f"Label file {p} does not exist. Check the path (relative "
                                     f"paths are resolved from {Path.cwd()}).")
         where, is_file = str(p), True
@@ -169,7 +171,7 @@ def read_labels(source: Any, *, variable: str | None = None,
         elif suffix in (".npz", ".npy"):
             arr = _load_numpy(p, variable)
         else:
-            with open_raster(_check_path(p)) as ds:
+            with open_raster(remote or _check_path(p)) as ds:
                 if ds.count != 1:
                     raise ValueError(
                         f"The label raster {p} has {ds.count} bands; a label map is one band of "
@@ -206,3 +208,37 @@ def _load_numpy(p: Path, variable: str | None) -> np.ndarray:
         raise ValueError(f"{p} is not a readable NumPy file ({type(err).__name__}: {err}); it may "
                          "be truncated, pickled or in another format. Re-save it with "
                          "numpy.save.") from err
+
+
+def attach_labels(scene: Any, labels: Any, class_names: Any, win: Any,
+                  full_shape: tuple[int, int] | None, where: str) -> Any:
+    """Put a label map (and class names) on a scene read whole or through a window.
+
+    Labels of the whole scene are cropped with the window; labels already of the window's shape
+    are taken as they are.
+
+    Returns:
+        The scene.
+
+    Raises:
+        ValueError: a label map of neither shape, or fewer class names than classes.
+    """
+    if labels is not None:
+        lab = read_labels(labels)
+        if win is not None and lab.shape == tuple(full_shape or ()):
+            r0, c0 = int(win.row_off), int(win.col_off)
+            lab = np.ascontiguousarray(lab[r0:r0 + int(win.height), c0:c0 + int(win.width)])
+        shape = scene.cube.shape[:2]
+        if lab.shape != shape:
+            expected = (f"the window's {shape} (or the whole scene's {tuple(full_shape)}, "
+                        "cropped with it)" if win is not None else f"the scene's {shape}")
+            raise ValueError(f"Label map shape {lab.shape} differs from {expected} ({where}); "
+                             "labels must be one integer per pixel of this scene.")
+        scene.labels = lab
+    if class_names is not None:
+        scene.class_names = list(class_names)
+        if scene.labels is not None and scene.labels.max() > len(scene.class_names):
+            raise ValueError(
+                f"Labels go up to class {scene.labels.max()} but {len(scene.class_names)} class "
+                "names were given; give one name per class 1..K.")
+    return scene

@@ -32,7 +32,9 @@ def _mat_variables(path: Path) -> tuple[str, dict[str, tuple[tuple[int, ...], st
     import scipy.io as sio
 
     if _is_hdf5(path):
-        import h5py
+        from hsizoo._optional import require
+
+        h5py = require("h5py", f"Reading the MATLAB v7.3 file {path}")
 
         try:
             with h5py.File(path, "r") as f:
@@ -63,7 +65,9 @@ def _mat_variables(path: Path) -> tuple[str, dict[str, tuple[tuple[int, ...], st
 def _mat_load(path: Path, kind: str, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Load the named variables with MATLAB's axis order (H, W, B for a cube)."""
     if kind == "v7.3":
-        import h5py
+        from hsizoo._optional import require
+
+        h5py = require("h5py", f"Reading the MATLAB v7.3 file {path}")
 
         try:
             with h5py.File(path, "r") as f:

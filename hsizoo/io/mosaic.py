@@ -2,7 +2,7 @@
 
 A class map written by :func:`hsizoo.io.writers.write_class_map` (tiled, compressed, colour
 table, class names, nodata, CRS and transform) becomes a Cloud-Optimized GeoTIFF through GDAL's
-``COG`` driver, which adds overviews (nearest neighbour for classes, average for confidence) and
+``COG`` driver, which adds overviews (the mode for classes, average for confidence) and
 orders the file so that a reader over HTTP fetches only the tiles it needs. Flight lines of one
 campaign are then tied together by a VRT per CRS: a small XML file GDAL, QGIS and rasterio open
 as one raster, pointing at the scenes' files (relative paths, so the folder can be moved).
@@ -23,7 +23,8 @@ def to_cog(src: str | Path, dst: str | Path, *, categorical: bool = True) -> Pat
     Args:
         src: A tiled GeoTIFF (its colour table, tags, nodata, CRS and transform are kept).
         dst: The COG to write; the caller renames it into place (see :mod:`hsizoo.io.atomic`).
-        categorical: Class ids (nearest-neighbour overviews) rather than values (average).
+        categorical: Class ids (overviews take the most frequent class, GDAL's MODE) rather
+            than values (average).
 
     Returns:
         ``dst``.
@@ -33,7 +34,7 @@ def to_cog(src: str | Path, dst: str | Path, *, categorical: bool = True) -> Pat
     with rasterio.open(src) as ds:
         small = max(ds.width, ds.height) <= 256
     options = dict(compress="DEFLATE", blocksize=256, bigtiff="IF_SAFER",
-                   overview_resampling="NEAREST" if categorical else "AVERAGE",
+                   overview_resampling="MODE" if categorical else "AVERAGE",
                    overviews="NONE" if small else "AUTO")
     rasterio.shutil.copy(str(src), str(dst), driver="COG", **options)
     return Path(dst)
@@ -62,6 +63,17 @@ def _colormap(ds: Any) -> dict[int, tuple[int, ...]] | None:
         return ds.colormap(1)
     except ValueError:
         return None
+
+
+def _class_names(tags: dict[str, str]) -> list[str] | None:
+    """Class names 1..K of a class map written by hsizoo (its CLASS_NAMES tag), or None."""
+    import json
+
+    try:
+        names = json.loads(tags.get("CLASS_NAMES", "null"))
+    except ValueError:
+        return None
+    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 def _crs_slug(crs: str) -> str:
@@ -94,6 +106,11 @@ def vrt_xml(entries: list[tuple[Path, dict[str, Any]]], folder: Path) -> str:
     out.append(f'  <VRTRasterBand dataType="{gdal_type}" band="1">')
     if nodata is not None:
         out.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
+    names = _class_names(first["tags"])
+    if names:  # the legend of the class maps (hsizoo.io.legend), read by GDAL and QGIS
+        out.append("    <CategoryNames>")
+        out += [f"      <Category>{escape(n)}</Category>" for n in ["unclassified", *names]]
+        out.append("    </CategoryNames>")
     if first["colormap"]:
         out.append("    <ColorInterp>Palette</ColorInterp>\n    <ColorTable>")
         cmap = first["colormap"]

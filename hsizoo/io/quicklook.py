@@ -86,6 +86,9 @@ def save_quicklook(path: str | Path, scene: Scene, class_map: np.ndarray | None 
         OutputError: the folder is missing or not writable, or the write failed (a full disk):
             a previous file under ``path`` is then unchanged.
     """
+    from hsizoo._optional import require
+
+    require("matplotlib", "Writing a quicklook PNG")
     # Figure + Agg canvas directly (not pyplot): no global backend switch, no GUI, thread-safe.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap

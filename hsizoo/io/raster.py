@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hsizoo.io.envi import check_envi, find_envi_header, read_envi_header
+from hsizoo.io.remote import RemotePath, is_remote, remote_env, remote_open_error
 
 _RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw",
                     ".envi", ".vrt", ".hdr", ""}
@@ -32,7 +33,17 @@ def _envi_data_path(path: Path) -> Path:
     )
 
 
-def _check_path(path: str | Path) -> Path:
+def _check_path(path: str | Path) -> Path | RemotePath:
+    """A local path checked to exist (an ENVI header resolved to its data file), or a
+    :class:`~hsizoo.io.remote.RemotePath` for a URL / GDAL network path, left to GDAL."""
+    if is_remote(path):
+        remote = path if isinstance(path, RemotePath) else RemotePath(path)
+        if remote.suffix.lower() in (".mat", ".npy", ".npz"):
+            raise ValueError(
+                f"{remote} is a {remote.suffix} file on the network; hsizoo reads those from a "
+                "local file only. Download it first, or store the cube as a (Cloud-Optimized) "
+                "GeoTIFF, which is read over the network window by window.")
+        return remote
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(
@@ -46,9 +57,12 @@ def _check_path(path: str | Path) -> Path:
     return p
 
 
-def envi_header_of(path: Path) -> tuple[Path, dict[str, str]] | None:
-    """(header path, fields) of an ENVI data file, or None when ``path`` has no ENVI header."""
-    if path.suffix.lower() not in _ENVI_DATA_SUFFIXES:
+def envi_header_of(path: Path | RemotePath) -> tuple[Path, dict[str, str]] | None:
+    """(header path, fields) of an ENVI data file, or None when ``path`` has no ENVI header.
+
+    A remote ENVI file is left to GDAL (its header is not fetched and checked here).
+    """
+    if isinstance(path, RemotePath) or path.suffix.lower() not in _ENVI_DATA_SUFFIXES:
         return None
     hdr = find_envi_header(path)
     if hdr is None:
@@ -57,11 +71,15 @@ def envi_header_of(path: Path) -> tuple[Path, dict[str, str]] | None:
     return None if fields is None else (hdr, fields)
 
 
-def open_raster(path: Path) -> Any:
+def open_raster(path: Path | RemotePath) -> Any:
     """Open a raster with rasterio; an ENVI file's header is checked first (:func:`check_envi`).
 
+    A :class:`~hsizoo.io.remote.RemotePath` is opened through GDAL's network file systems
+    (``/vsicurl/``, ``/vsis3/``) with :func:`~hsizoo.io.remote.remote_env`'s options.
+
     Raises:
-        ValueError: a faulty ENVI header, a file GDAL cannot open, or a raster without bands.
+        ValueError: a faulty ENVI header, a file GDAL cannot open (an unreachable URL), or a
+            raster without bands.
     """
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -69,12 +87,15 @@ def open_raster(path: Path) -> Any:
     envi = envi_header_of(path)
     if envi is not None:
         check_envi(path, *envi)
+    remote = isinstance(path, RemotePath)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rasterio.Env(**(remote_env() if remote else {})):
             # not being georeferenced is fine (crs/transform become None)
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
+            ds = rasterio.open(path.gdal if remote else path)
     except RasterioIOError as err:
+        if remote:
+            raise remote_open_error(path, err) from err
         raise ValueError(
             f"Could not read {path} as a raster ({err}). The file may be truncated, corrupt or in "
             "a format GDAL does not read; for ENVI data keep the .hdr header beside it. Re-export "

@@ -20,7 +20,7 @@ import numpy as np
 
 from hsizoo.io.band_metadata import _raster_wavelengths, _resolve, descriptions
 from hsizoo.io.envi import envi_band_names, envi_wavelengths
-from hsizoo.io.labels import read_labels
+from hsizoo.io.labels import attach_labels, read_labels
 from hsizoo.io.limits import check_read_size
 from hsizoo.io.matlab import _mat_load, _mat_pick, _mat_variables, _read_mat, check_mat_size
 from hsizoo.io.raster import (
@@ -30,6 +30,7 @@ from hsizoo.io.raster import (
     check_real,
     envi_header_of,
 )
+from hsizoo.io.region import crop_to_window, resolve_region, window_transform
 from hsizoo.io.scene import Scene
 from hsizoo.io.validity import no_valid_pixel_message, valid_mask
 from hsizoo.io.windows import WindowBlock, check_empty, plan_windows
@@ -110,6 +111,11 @@ def _raster_info(path: Path, ds: Any, wavelengths: Sequence[float] | None, senso
     )
 
 
+def _is_dataarray(obj: Any) -> bool:
+    """An xarray DataArray, recognised without importing xarray (an optional extra)."""
+    return type(obj).__name__ == "DataArray" and type(obj).__module__.startswith("xarray")
+
+
 # ----------------------------------------------------------------------------------------------
 # Public API
 
@@ -140,12 +146,17 @@ def read_scene_info(path: str | Path, wavelengths: Sequence[float] | None = None
 def read_scene(path: str | Path, wavelengths: Sequence[float] | None = None,
                sensor: str | None = None, nodata: float | None = None, *,
                variable: str | None = None, labels: Any = None,
-               class_names: Sequence[str] | None = None) -> Scene:
-    """Read a hyperspectral scene into memory.
+               class_names: Sequence[str] | None = None, window: Any = None,
+               bounds: Sequence[float] | None = None) -> Scene:
+    """Read a hyperspectral scene, or a window of it, into memory.
 
     Args:
         path: A GeoTIFF, an ENVI data file or its .hdr header, any raster GDAL reads, or a MATLAB
-            .mat file (v5 through scipy, v7.3 through h5py).
+            .mat file (v5 through scipy, v7.3 through h5py). A URL (``https://``, ``http://``,
+            ``s3://``) or a GDAL network path (``/vsicurl/...``, ``/vsis3/...``) is read over the
+            network (:mod:`hsizoo.io.remote`): with ``window=``/``bounds=`` only the bytes of
+            that region are fetched from a tiled (Cloud-Optimized) GeoTIFF. An xarray /
+            rioxarray DataArray is converted by :func:`hsizoo.io.xarray.from_xarray`.
         wavelengths: Band centre wavelengths in nm, one per band; win over the file's metadata.
         sensor: Name of a :mod:`hsizoo.spectral.sensors` preset, used when the file has no wavelengths.
         nodata: Value marking missing pixels; overrides the file's nodata. NaN and inf are always
@@ -154,54 +165,68 @@ def read_scene(path: str | Path, wavelengths: Sequence[float] | None = None,
             holds several 3-D arrays.
         labels: Optional label map: an (H, W) array or the path of a file holding one.
         class_names: Names of classes 1..K for ``labels``.
+        window: Read only these pixels: ``((row_start, row_stop), (col_start, col_stop))``
+            (stops excluded, as numpy slices) or a rasterio ``Window``.
+        bounds: Read only the pixels touching ``(left, bottom, right, top)``, map coordinates in
+            the scene's CRS (georeferenced scenes).
 
     Returns:
         A :class:`Scene` with a float32 cube (H, W, B), wavelengths in nm, validity mask, CRS and
         transform (None for .mat files). ``scene.meta["wavelength_source"]`` says where the
-        wavelengths came from.
+        wavelengths came from. For a window, the transform is the window's (its top-left pixel
+        where it lies on the map), ``labels`` given for the whole scene are cropped with it, and
+        ``scene.meta["window"]`` is ``((row_start, row_stop), (col_start, col_stop))``.
 
     Raises:
         FileNotFoundError: the file (or an ENVI header's data file) does not exist.
-        ValueError: unreadable or truncated file, a faulty ENVI header, wavelengths not found or
-            inconsistent, labels of the wrong shape or values, ambiguous .mat variables.
+        ValueError: unreadable or truncated file, an unreachable URL, a faulty ENVI header,
+            wavelengths not found or inconsistent, labels of the wrong shape or values,
+            ambiguous .mat variables, a window or bounds reaching outside the scene.
         SceneTooLargeError: the cube would not fit in the memory available (a MemoryError and a
             ValueError; :mod:`hsizoo.io.limits`): read it window by window with
             :func:`iter_windows`.
     """
+    if _is_dataarray(path):
+        from hsizoo.io.xarray import from_xarray
+
+        return from_xarray(path, wavelengths=wavelengths, sensor=sensor, nodata=nodata,
+                           labels=labels, class_names=class_names, window=window, bounds=bounds)
     p = _check_path(path)
+    win = None
+    full_shape: tuple[int, int] | None = None
     if p.suffix.lower() == ".mat":
         scene = _read_mat(p, variable, wavelengths, sensor, nodata)
+        full_shape = scene.cube.shape[:2]
+        win = resolve_region(window, bounds, *full_shape, None, None, str(p))
+        if win is not None:
+            scene = Scene(cube=crop_to_window(scene.cube, win), wavelengths=scene.wavelengths,
+                          valid=crop_to_window(scene.valid, win), fwhm=scene.fwhm,
+                          path=scene.path, sensor=scene.sensor, meta=scene.meta)
     else:
         with open_raster(p) as ds:
             info = _raster_info(p, ds, wavelengths, sensor, nodata)
+            full_shape = (ds.height, ds.width)
+            win = resolve_region(window, bounds, ds.height, ds.width, info.transform, info.crs,
+                                 str(p))
+            h, w = full_shape if win is None else (int(win.height), int(win.width))
             # the float32 cube and the validity mask, checked before allocating them
-            check_read_size(ds.height * ds.width * (4 * ds.count + 1), p,
-                            (ds.height, ds.width, ds.count), f"{info.dtype} read as float32")
-            cube = read_block(ds, p)
+            check_read_size(h * w * (4 * ds.count + 1), p, (h, w, ds.count),
+                            f"{info.dtype} read as float32")
+            cube = read_block(ds, p, win)
         scene = Scene(
             cube=cube, wavelengths=info.wavelengths, valid=valid_mask(cube, info.nodata),
-            fwhm=info.fwhm, crs=info.crs, transform=info.transform, band_names=info.band_names,
-            path=str(p), sensor=sensor, meta={**info.meta, "nodata": info.nodata},
+            fwhm=info.fwhm, crs=info.crs, transform=window_transform(win, info.transform),
+            band_names=info.band_names, path=str(p), sensor=sensor,
+            meta={**info.meta, "nodata": info.nodata},
         )
+    if win is not None:
+        r0, c0 = int(win.row_off), int(win.col_off)
+        scene.meta["window"] = ((r0, r0 + int(win.height)), (c0, c0 + int(win.width)))
+        scene.meta["scene_shape"] = tuple(int(n) for n in full_shape)
     if not scene.valid.any():
         warnings.warn(no_valid_pixel_message(scene.cube, scene.meta.get("nodata"), p),
                       UserWarning, stacklevel=2)
-    if labels is not None:
-        lab = read_labels(labels)
-        if lab.shape != scene.cube.shape[:2]:
-            raise ValueError(
-                f"Label map shape {lab.shape} differs from the scene's {scene.cube.shape[:2]} "
-                f"({p.name}); labels must be one integer per pixel of this scene."
-            )
-        scene.labels = lab
-    if class_names is not None:
-        scene.class_names = list(class_names)
-        if scene.labels is not None and scene.labels.max() > len(scene.class_names):
-            raise ValueError(
-                f"Labels go up to class {scene.labels.max()} but {len(scene.class_names)} class "
-                "names were given; give one name per class 1..K."
-            )
-    return scene
+    return attach_labels(scene, labels, class_names, win, full_shape, p.name)
 
 
 def iter_windows(source: str | Path | Scene, window_size: int | tuple[int, int] = 512,

@@ -2,7 +2,11 @@
 
 Maps are tiled (256 x 256), DEFLATE-compressed GeoTIFFs on the scene's grid (CRS and transform).
 A class map is uint8 (uint16 beyond 255 classes) with 0 = unclassified as nodata, a colour table,
-and the class names in the metadata (``CLASS_NAMES`` as JSON, and ``CLASS_<id>`` per class).
+the class names in the metadata (``CLASS_NAMES`` as JSON, and ``CLASS_<id>`` per class) and, for
+GIS software, as GDAL category names and a raster attribute table in the ``.aux.xml`` sidecar
+(:mod:`hsizoo.io.legend`), committed with the map. Maps larger than one tile carry internal
+overviews (mode of the classes, average of the confidences), so a GIS draws them zoomed out
+without reading every pixel.
 
 Writers work on a hidden partial file beside the target (:mod:`hsizoo.io.atomic`; its name does not
 end in .tif) and move it into place only when the map is complete and read back, so an interrupted
@@ -21,6 +25,7 @@ import numpy as np
 
 from hsizoo.io.atomic import AtomicFile, check_output
 from hsizoo.io.colors import UNCLASSIFIED_COLOR, check_colors, default_palette
+from hsizoo.io.legend import sidecar_path, write_legend
 
 _TILE = 256
 
@@ -56,8 +61,20 @@ def _verify_raster(path: Path, height: int, width: int, dtype: str) -> None:
             ds.read(1, window=window)  # every block must decode
 
 
+def overview_factors(height: int, width: int) -> list[int]:
+    """Overview levels 2, 4, 8, ... down to the first that fits in one tile (as GDAL's COG)."""
+    factors, f = [], 2
+    while max(height, width) / (f // 2) > _TILE:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
 class _GridWriter:
     """A single-band GeoTIFF written window by window into a temporary file, then moved in place."""
+
+    #: Resampling of the internal overviews (rasterio.enums.Resampling name), or None for none.
+    overview_resampling: str | None = None
 
     def __init__(self, path: str | Path, height: int, width: int, dtype: str, nodata: float | None,
                  crs: Any, transform: Any, overwrite: bool) -> None:
@@ -133,6 +150,7 @@ class _GridWriter:
             return
         self._closed = True
         try:
+            self._build_overviews()
             self._ds.close()
         except Exception as err:
             self._file.abort()
@@ -140,6 +158,15 @@ class _GridWriter:
                           "previous file under that name is unchanged. Check the free space "
                           "and permissions of the output folder.") from err
         self._file.commit()
+
+    def _build_overviews(self) -> None:
+        from rasterio.enums import Resampling
+
+        factors = overview_factors(self.height, self.width)
+        if self.overview_resampling is None or not factors:
+            return
+        self._ds.build_overviews(factors, getattr(Resampling, self.overview_resampling))
+        self._ds.update_tags(ns="rio_overview", resampling=self.overview_resampling)
 
     def abort(self) -> None:
         """Discard the partial map."""
@@ -164,9 +191,12 @@ class _GridWriter:
 class ClassMapWriter(_GridWriter):
     """Streaming class-map writer; see :func:`open_class_map_writer`."""
 
+    overview_resampling = "mode"  # the most frequent class of each block, never a blend of ids
+
     def __init__(self, path: str | Path, height: int, width: int, *, crs: Any, transform: Any,
                  class_names: Sequence[str], colors: Sequence[Sequence[int]] | None = None,
-                 nodata: int = 0, overwrite: bool = False) -> None:
+                 nodata: int = 0, overwrite: bool = False, legend: bool = True,
+                 overviews: bool = True) -> None:
         names = [str(n) for n in class_names]
         if not names:
             raise ValueError("class_names is empty; give the names of classes 1..K.")
@@ -182,6 +212,11 @@ class ClassMapWriter(_GridWriter):
         self.class_names = names
         self.nodata = int(nodata)
         self.colors = check_colors(colors, k) if colors is not None else default_palette(k)
+        self._legend, self._overwrite = legend, overwrite
+        if not overviews:
+            self.overview_resampling = None
+        if legend:  # the sidecar is an output too: refused up front like the map
+            check_output(sidecar_path(Path(path).expanduser()), overwrite=overwrite)
         super().__init__(path, height, width, dtype, nodata, crs, transform, overwrite)
         try:
             self._write_metadata()
@@ -202,6 +237,18 @@ class ClassMapWriter(_GridWriter):
         self._ds.update_tags(**tags)
         self._ds.set_band_description(1, "class id (0 = unclassified)")
 
+    def close(self) -> None:
+        """Finish the map and its legend sidecar; both are renamed into place together."""
+        if self._closed or not self._legend:
+            super().close()
+            return
+        from hsizoo.io.commit import commit_together
+
+        with commit_together():
+            super().close()
+            write_legend(self.path, self.class_names, self.colors, self.nodata,
+                         overwrite=self._overwrite)
+
     def _encode(self, block: np.ndarray) -> np.ndarray:
         if not np.issubdtype(block.dtype, np.integer):
             if not np.all(block == np.round(block)):
@@ -219,6 +266,8 @@ class ClassMapWriter(_GridWriter):
 
 class ConfidenceMapWriter(_GridWriter):
     """Streaming confidence-map writer; see :func:`open_confidence_map_writer`."""
+
+    overview_resampling = "average"
 
     def __init__(self, path: str | Path, height: int, width: int, *, crs: Any, transform: Any,
                  dtype: str = "float32", overwrite: bool = False) -> None:
@@ -249,7 +298,8 @@ class ConfidenceMapWriter(_GridWriter):
 
 def open_class_map_writer(path: str | Path, height: int, width: int, *, crs: Any, transform: Any,
                           class_names: Sequence[str], colors: Sequence[Sequence[int]] | None = None,
-                          nodata: int = 0, overwrite: bool = False) -> ClassMapWriter:
+                          nodata: int = 0, overwrite: bool = False, legend: bool = True,
+                          overviews: bool = True) -> ClassMapWriter:
     """Open a class-map GeoTIFF to be written window by window (use as a context manager).
 
     The map appears under ``path`` only when the ``with`` block ends without an error.
@@ -264,6 +314,9 @@ def open_class_map_writer(path: str | Path, height: int, width: int, *, crs: Any
         colors: One (r, g, b) per class, or None for the default palette.
         nodata: Id stored for unclassified pixels; 0.
         overwrite: Replace an existing file.
+        legend: Write the GDAL legend sidecar ``<path>.aux.xml`` (category names and raster
+            attribute table, :mod:`hsizoo.io.legend`) with the map.
+        overviews: Build internal overviews (mode resampling) when the map exceeds one tile.
 
     Returns:
         A writer with ``.write(window, block)`` and ``.close()``.
@@ -276,7 +329,7 @@ def open_class_map_writer(path: str | Path, height: int, width: int, *, crs: Any
     """
     return ClassMapWriter(path, height, width, crs=crs, transform=transform,
                           class_names=class_names, colors=colors, nodata=nodata,
-                          overwrite=overwrite)
+                          overwrite=overwrite, legend=legend, overviews=overviews)
 
 
 def open_confidence_map_writer(path: str | Path, height: int, width: int, *, crs: Any,
@@ -311,7 +364,8 @@ def _write_whole(writer: _GridWriter, array: np.ndarray, window_size: int) -> No
 
 def write_class_map(path: str | Path, class_map: np.ndarray, *, crs: Any, transform: Any,
                     class_names: Sequence[str], colors: Sequence[Sequence[int]] | None = None,
-                    nodata: int = 0, overwrite: bool = False, window_size: int = 512) -> Path:
+                    nodata: int = 0, overwrite: bool = False, window_size: int = 512,
+                    legend: bool = True, overviews: bool = True) -> Path:
     """Write an (H, W) class map as a georeferenced, colour-mapped GeoTIFF.
 
     Args:
@@ -324,6 +378,8 @@ def write_class_map(path: str | Path, class_map: np.ndarray, *, crs: Any, transf
         nodata: Id of unclassified pixels; 0.
         overwrite: Replace an existing file.
         window_size: Rows/cols written per step.
+        legend: Write the GDAL legend sidecar (category names, raster attribute table).
+        overviews: Build internal overviews (mode resampling).
 
     Returns:
         The path written.
@@ -344,7 +400,7 @@ def write_class_map(path: str | Path, class_map: np.ndarray, *, crs: Any, transf
         )
     writer = open_class_map_writer(path, *class_map.shape, crs=crs, transform=transform,
                                    class_names=class_names, colors=colors, nodata=nodata,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, legend=legend, overviews=overviews)
     _write_whole(writer, class_map, window_size)
     return writer.path
 

@@ -262,8 +262,10 @@ class Campaign:
 
     def _write_maps(self, scene: int, cm: np.ndarray, cf: np.ndarray) -> None:
         from hsizoo.io.atomic import AtomicFile
+        from hsizoo.io.commit import commit_together
+        from hsizoo.io.legend import write_legend
         from hsizoo.io.mosaic import to_cog
-        from hsizoo.io.writers import write_class_map, write_confidence_map
+        from hsizoo.io.writers import read_class_map_metadata, write_class_map, write_confidence_map
 
         info, names = self._infos[scene], list(self.finetuned.class_names)
         staging = self.parts_dir(scene)
@@ -274,14 +276,19 @@ class Campaign:
             tmp = staging / f".{target.name}"
             tmp.unlink(missing_ok=True)
             if categorical:
+                # the COG driver builds the overviews; the legend is written beside the COG
                 write_class_map(tmp, cm, crs=info.crs, transform=info.transform,
-                                class_names=names)
+                                class_names=names, legend=False, overviews=False)
             else:
                 write_confidence_map(tmp, cf, crs=info.crs, transform=info.transform)
             try:
-                with AtomicFile(target, overwrite=True) as out:
-                    out.tmp.unlink()  # GDAL's COG driver creates the file itself
-                    to_cog(tmp, out.tmp, categorical=categorical)
+                with commit_together():  # the COG and its legend sidecar appear together
+                    with AtomicFile(target, overwrite=True) as out:
+                        out.tmp.unlink()  # GDAL's COG driver creates the file itself
+                        to_cog(tmp, out.tmp, categorical=categorical)
+                    if categorical:
+                        meta = read_class_map_metadata(tmp)
+                        write_legend(target, names, meta["colors"], int(meta["nodata"] or 0))
             finally:
                 tmp.unlink(missing_ok=True)
 
@@ -297,7 +304,7 @@ class Campaign:
         Returns:
             The manifest written.
         """
-        from tqdm.auto import tqdm
+        from hsizoo.runtime.progress import progress_bar
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
@@ -306,7 +313,7 @@ class Campaign:
                                         model=self.fingerprint, units=[], skipped=[],
                                         assembled=[], mosaics=[])
         mine = self.share(rank, world)
-        for u in tqdm(mine, disable=not self.progress, desc=f"units (worker {rank}/{world})"):
+        for u in progress_bar(mine, disable=not self.progress, desc=f"units (worker {rank}/{world})"):
             if self.done(u.scene) or self._part(u) is not None:
                 manifest["skipped"].append([u.stem, u.row0, u.row1])
                 continue

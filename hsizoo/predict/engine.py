@@ -255,9 +255,9 @@ class ClassMap:
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
-    from tqdm.auto import tqdm
+    from hsizoo.runtime.progress import progress_bar
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="px", unit_scale=True,
+    return progress_bar(total=total, disable=not enabled, desc=desc, unit="px", unit_scale=True,
                 leave=False)
 
 

@@ -124,9 +124,9 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
     curve: list[float] = []
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from hsizoo.runtime.progress import progress_bar
 
-        bar = tqdm(total=steps, desc="adapt", unit="step", leave=False, dynamic_ncols=True)
+        bar = progress_bar(total=steps, desc="adapt", unit="step", leave=False, dynamic_ncols=True)
     model.train()
     try:
         for step in range(steps):

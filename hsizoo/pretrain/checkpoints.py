@@ -176,8 +176,9 @@ def plot_loss_curve(run_dir: str | os.PathLike[str], out: str | os.PathLike[str]
     Returns:
         The PNG path.
     """
-    import matplotlib
+    from hsizoo._optional import require
 
+    matplotlib = require("matplotlib", "Plotting the loss curve")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -32,6 +32,7 @@ from hsizoo.pretrain.shard_data import (ShardData, check_shard_resume, index_sha
                                         shard_location, write_shard_reads)
 from hsizoo.runtime.distributed import hardware_line, setup_distributed
 from hsizoo.runtime.optim import set_step_lr, warmup_cosine, weight_decay_groups
+from hsizoo.runtime.progress import note
 from hsizoo.method.objective import build_objective
 
 
@@ -112,8 +113,8 @@ class _Prober:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
-        print(f"[hsizoo pretrain] step {step}: {self.SHOTS}-shot linear probe on {self.name} "
-              f"{oa:.1f} % OA", file=sys.stderr, flush=True)
+        note(f"[hsizoo pretrain] step {step}: {self.SHOTS}-shot linear probe on {self.name} "
+             f"{oa:.1f} % OA")
 
     def truncate(self, step: int) -> None:
         if self.path.is_file():
@@ -121,6 +122,14 @@ class _Prober:
                     if ln.strip() and json.loads(ln)["step"] <= step]
             self.path.write_text("".join(ln + "\n" for ln in keep))
 
+
+
+def resume_command(run_dir: str | Path) -> str:
+    """The command that continues the run in ``run_dir``: its scenes (or shards) and recipe are
+    read back from the checkpoint, so the run folder is all it needs."""
+    import shlex
+
+    return f"hsizoo pretrain --run-dir {shlex.quote(str(run_dir))} --resume"
 
 def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str] = "runs/pretrain",
              *, resume: bool = False, max_time: float | None = None, until_step: int | None = None,
@@ -183,7 +192,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
     if has_ckpt and not resume:
         step = json.loads((run_dir / MANIFEST).read_text()).get("step")
         raise FileExistsError(f"{run_dir} already holds a pretraining checkpoint (step {step}); "
-                              "pass resume=True (--resume) to continue it, or another run_dir.")
+                              f"continue it with `{resume_command(run_dir)}` (in Python: "
+                              "resume=True), or choose another run_dir.")
     manifest = tensors = None
     if resume and has_ckpt:
         manifest, tensors = load_checkpoint(run_dir)
@@ -248,8 +258,7 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                 _truncate_log(run_dir, start)
                 if prober is not None:
                     prober.truncate(start)
-                print(f"[hsizoo pretrain] resuming {run_dir} at step {start}/{cfg.steps}",
-                      file=sys.stderr, flush=True)
+                note(f"[hsizoo pretrain] resuming {run_dir} at step {start}/{cfg.steps}")
         if d.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -269,9 +278,9 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
         end = cfg.steps if until_step is None else min(cfg.steps, int(until_step))
         bar = None
         if progress and is_main:
-            from tqdm.auto import tqdm
+            from hsizoo.runtime.progress import progress_bar
 
-            bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", unit="step",
+            bar = progress_bar(total=cfg.steps, initial=start, desc="pretrain", unit="step",
                        dynamic_ncols=True)
         t0 = time.perf_counter()
         last_ckpt_t = t0
@@ -373,7 +382,8 @@ def pretrain(scenes: Sequence[Any] | None = None, run_dir: str | os.PathLike[str
                    if interrupted else "")
             if step < cfg.steps:
                 print(f"[hsizoo pretrain] stopped at step {step}/{cfg.steps}{why}; checkpoint in "
-                      f"{run_dir}; continue with resume=True (--resume {run_dir}).",
+                      f"{run_dir}; continue with: {resume_command(run_dir)}  (in Python: "
+                      f"pretrain(run_dir={str(run_dir)!r}, resume=True))",
                       file=sys.stderr, flush=True)
         if isinstance(data, ShardData):
             write_shard_reads(run_dir, data, d.world_size > 1)

@@ -38,13 +38,13 @@ import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from hsizoo.io.atomic import AtomicFile, file_sha256, write_atomic
+from hsizoo.runtime.progress import note
 
 INDEX = "index.json"
 FORMAT = "hsizoo-patch-shards"
@@ -339,8 +339,8 @@ def shard_scenes(scenes: Sequence[str | os.PathLike[str]], out: str | os.PathLik
                 and all(_shard_ok(out, e) for e in mine):
             skipped.append(key)
             if progress:
-                print(f"[hsizoo shard-scenes] {spec}: {len(mine)} shard(s) present and verified, "
-                      "skipped", file=sys.stderr, flush=True)
+                note(f"[hsizoo shard-scenes] {spec}: {len(mine)} shard(s) present and verified, "
+                     "skipped")
             continue
         counts, stats = _scan(blocks(0), str(spec))
         n_valid = sum(counts)
@@ -383,7 +383,7 @@ def shard_scenes(scenes: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         _write_index(out, index)
         written.append(key)
         if progress:
-            print(f"[hsizoo shard-scenes] {spec}: {total} patches of {n_valid} valid pixels in "
-                  f"{len(sizes)} shard(s)", file=sys.stderr, flush=True)
+            note(f"[hsizoo shard-scenes] {spec}: {total} patches of {n_valid} valid pixels in "
+                 f"{len(sizes)} shard(s)")
     _write_index(out, index)
     return dict(index, written=written, skipped=skipped)

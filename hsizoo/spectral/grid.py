@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
-import torch
 
 #: Default canonical grid: 400-2500 nm every 10 nm (211 points).
 CANONICAL_GRID: tuple[float, float, float] = (400.0, 2500.0, 10.0)
@@ -145,6 +144,8 @@ def canonical_weights(wavelengths: torch.Tensor, grid: Sequence[float] = CANONIC
         ``(weights, present)``: (G, B) float32 with canonical = weights @ bands (rows of missing
         points are zero), and (G,) bool; on the wavelengths' device.
     """
+    import torch  # here, not at the top: `import hsizoo` (and `hsizoo --help`) stay light
+
     start, stop, step = (float(v) for v in grid)
     f64 = torch.float64
     dev = wavelengths.device
@@ -194,6 +195,8 @@ def canonical_weights(wavelengths: torch.Tensor, grid: Sequence[float] = CANONIC
 @lru_cache(maxsize=64)
 def _resampler_cached(wl_key: tuple[float, ...], grid_key: tuple[float, float, float],
                       max_gap: float | None) -> Resampler:
+    import torch
+
     W, present = canonical_weights(torch.tensor(wl_key, dtype=torch.float64), grid_key, max_gap)
     return Resampler(weights=W.numpy(), present=present.numpy(), grid=make_grid(grid_key))
 

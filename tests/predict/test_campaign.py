@@ -78,6 +78,10 @@ def _check_outputs(out: Path, reference: dict[str, np.ndarray]) -> None:
             assert ds.nodata == 0 and ds.colormap(1)[1][:3] and json.loads(
                 ds.tags()["CLASS_NAMES"]) == ["rising", "falling", "wavy"]
             np.testing.assert_array_equal(ds.read(1), reference[name])
+        # the legend GDAL and QGIS read (hsizoo.io.legend), committed beside the COG
+        legend = (out / f"{name}.tif.aux.xml").read_text()
+        assert "<Category>falling</Category>" in legend and "GDALRasterAttributeTable" in legend
+    assert not list(out.glob(".*.aux.xml")) and not list(out.glob("*partial*"))
     vrts = sorted(p.name for p in out.glob("mosaic*.vrt"))
     assert vrts == ["mosaic_epsg_32616.vrt", "mosaic_epsg_32633.vrt"]
     with rasterio.open(out / "mosaic_epsg_32616.vrt") as v:
