@@ -374,10 +374,7 @@ def _label_propagation_cv(scene: Any, train: np.ndarray, seed: int, opts: Any
 
 def _label_propagation_discriminant(scene: Any, train: np.ndarray, seed: int, opts: Any
                                     ) -> tuple[Predictor, dict]:
-    from hsizoo.method.transduction import TransductionConfig
-
-    return _label_propagation(scene, train, seed, opts,
-                              discriminant_rounds=TransductionConfig().discriminant_rounds or 2)
+    return _label_propagation(scene, train, seed, opts, discriminant_rounds=2)
 
 
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).

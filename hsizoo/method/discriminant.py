@@ -11,7 +11,9 @@ at a refresh) and the propagation runs again from the shots alone. A round sees 
 the method's own pseudo-labels, nothing else of the labels.
 
 On the simulated tuning scenes (5 shots, seeds 0-1; Salinas and Pavia University layouts) two
-rounds with weight 2 raised the graph from 97.6 to 99.7 % and from 78.8 to 81.2 % OA.
+rounds with weight 2 raised the graph from 97.6 to 99.7 % and from 78.8 to 81.2 % OA. Off by
+default in ``finetune`` (``TransductionConfig.discriminant_rounds``): README's results say where
+it pays and where it did not.
 """
 from __future__ import annotations
 
