@@ -109,6 +109,8 @@ def _child(code: str, timeout: float) -> dict | list | None:
                              env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
+    if res.returncode < 0:  # stopped by a signal (out of memory, or by hand): not measured
+        return None
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-3000:])
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -200,8 +202,11 @@ def main() -> None:
             print(f"{size} x {size}: finetune {rec['finetune_s']:.0f} s (graph "
                   f"{rec['phases'].get('graph', 0):.1f} s), predict {rec['predict_s']:.0f} s, "
                   f"peak RSS {rec['memory'].get('peak_rss_mb', 0):.0f} MB", flush=True)
-        runs = [r for r in runs if r["size"] != size] + [rec]
-    runs.sort(key=lambda r: r["size"])
+        runs = sorted([r for r in runs if r["size"] != size] + [rec], key=lambda r: r["size"])
+        # Saved after every size: a long run stopped later keeps what it measured.
+        save(args.name, dict(model=args.model, steps=args.steps, timeout=args.timeout,
+                             runs=runs, graph=old.get("graph", []),
+                             graph_exponents=old.get("graph_exponents", {})), "")
     for size in (int(s) for s in args.extrapolate.split(",") if s):
         if not any(r["size"] == size and r.get("measured") for r in runs):
             runs = [r for r in runs if r["size"] != size] + [extrapolate(runs, size)]

@@ -172,7 +172,8 @@ class SharedPredictor:
         self.model.eval()
         try:
             with autocast(self.device, self.precision):
-                state = self._window(*self.embed_window(padded.to(self.device)))
+                embedded = self.embed_window(padded.to(self.device))
+            state = self._window(*embedded)  # weights folded in float32, outside autocast
             rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
             cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=self.device)
             out = []
