@@ -5,7 +5,8 @@ scene (the real Indian Pines at 145 x 145, else a simulated AVIRIS scene of H x 
 ``hsizoo.simulate_scene``), ``hsizoo.finetune(scene, shots=5)``, then ``FineTuned.predict()`` of
 the whole scene. Recorded: the time of each phase (``history["seconds"]``: prepare, graph, head,
 finetune), the prediction time, and the peak resident set size (sampled, and the process's
-high-water mark). A child that runs past ``--timeout`` is stopped and its row says so.
+high-water mark) from the moment the scene is in memory (its simulation is not counted; the cube
+is). A child that runs past ``--timeout`` is stopped and its row says so.
 
 The scene graph (:mod:`hsizoo.method.transduction`) is the part of fine-tuning that reads every
 pixel at once; ``--graph`` also times :func:`~hsizoo.method.transduction.graph_features` +
@@ -49,15 +50,18 @@ import numpy as np
 import hsizoo
 from hsizoo.bench.records import PeakMemory
 size, root, model, steps = {size!r}, {root!r}, {model!r}, {steps!r}
+t0 = time.perf_counter()
+if size == 145:
+    from hsizoo.data.download import load_dataset
+    scene = load_dataset("indian_pines", root=root, progress=False)
+    source = "real Indian Pines"
+else:
+    scene = hsizoo.simulate_scene((size, size), sensor="aviris_indian_pines", seed=0)
+    source = "simulated AVIRIS (hsizoo.simulate_scene)"
+import gc; gc.collect()
+# Peak memory from here on: fine-tuning and prediction with the scene in memory (making the
+# scene, a simulation here, a read in real use, is not counted beyond the cube it leaves).
 with PeakMemory(0.05) as mem:
-    t0 = time.perf_counter()
-    if size == 145:
-        from hsizoo.data.download import load_dataset
-        scene = load_dataset("indian_pines", root=root, progress=False)
-        source = "real Indian Pines"
-    else:
-        scene = hsizoo.simulate_scene((size, size), sensor="aviris_indian_pines", seed=0)
-        source = "simulated AVIRIS (hsizoo.simulate_scene)"
     t1 = time.perf_counter()
     ft = hsizoo.finetune(scene, scene.labels, shots=5, model=model, seed=0, steps=steps,
                          progress=False)
