@@ -150,7 +150,8 @@ def markdown(res: dict, env: dict) -> str:
     lines = [f"`hsizoo.finetune(scene, shots=5)` + `predict()` against scene size "
              f"(`{res['model']}`, {res['steps']} steps; torch {env['torch']}, {env['cpu']}, "
              f"{env['torch_threads']} threads, a machine shared with other jobs; "
-             "`python benchmarks/scene_scaling.py`). Each size in a fresh process.", "",
+             "`python benchmarks/scene_scaling.py`). Each size in a fresh process; peak RSS "
+             "while fine-tuning and predicting, the scene's cube included.", "",
              "| scene | pixels | source | fine-tune (s) | of which graph (s) | predict (s) | "
              "peak RSS (MB) |", "|---|---:|---|---:|---:|---:|---:|"]
     for r in res["runs"]:
