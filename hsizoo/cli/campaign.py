@@ -23,6 +23,10 @@ def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --out-dir: also write DIR/<stem>_confidence.tif and their mosaics")
     p.add_argument("--max-unit-mb", type=types.positive_float, default=256.0,
                    help="with --out-dir: MiB of scene pixels one unit of work reads (256)")
+    p.add_argument("--threads", type=types.positive_int, default=None,
+                   help="torch CPU threads of this process (default: every core; under torchrun "
+                        "cores // ranks on the machine); several --shard jobs sharing a machine "
+                        "should split its cores")
 
 
 def wants_campaign(args: argparse.Namespace) -> bool:
@@ -60,7 +64,7 @@ def run_campaign(args: argparse.Namespace) -> int:
                           device=args.device, precision=args.precision,
                           confidence=args.confidence_maps, overwrite=args.overwrite,
                           max_unit_mb=args.max_unit_mb, wavelengths=args.wavelengths,
-                          sensor=args.sensor, progress=not args.quiet)
+                           sensor=args.sensor, progress=not args.quiet, threads=args.threads)
     if getattr(args, "json", False):
         from hsizoo.cli import print_json
 

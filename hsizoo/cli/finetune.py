@@ -146,7 +146,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     args = argparse.Namespace(**{**vars(args), "scene": args.scene[0]})  # the caller's kept
     _check_outputs(args)
     from hsizoo.runtime.device import resolve_device, resolve_precision
+    from hsizoo.runtime.distributed import worker_threads
 
+    worker_threads(args.threads)
     ft = load_finetuned(args.model)
     dev = resolve_device(args.device)
     ft.model.to(dev)

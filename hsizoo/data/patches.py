@@ -24,15 +24,30 @@ def prepare_cube(cube: np.ndarray, valid: np.ndarray | None, patch_size: int) ->
     """
     if patch_size % 2 == 0:
         raise ValueError(f"patch_size must be odd, got {patch_size}.")
-    x = torch.as_tensor(np.ascontiguousarray(cube), dtype=torch.float32)
-    if valid is not None:
-        x = x * torch.as_tensor(np.asarray(valid), dtype=torch.float32)[..., None]
-    x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    x = rearrange(x, "h w b -> 1 b h w")
     r = patch_size // 2
-    # Reflection needs the pad to be smaller than the side; tiny scenes fall back to replication.
-    mode = "reflect" if min(x.shape[-2:]) > r else "replicate"
-    return torch.nn.functional.pad(x, (r, r, r, r), mode=mode)[0]
+    h, w = np.shape(cube)[:2]
+    if min(h, w) <= r:
+        # Reflection needs the pad to be smaller than the side; tiny scenes are replicated.
+        x = torch.as_tensor(np.ascontiguousarray(cube), dtype=torch.float32)
+        if valid is not None:
+            x = x * torch.as_tensor(np.asarray(valid), dtype=torch.float32)[..., None]
+        x = rearrange(torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0), "h w b -> 1 b h w")
+        return torch.nn.functional.pad(x, (r, r, r, r), mode="replicate")[0]
+    # One output allocation, filled in place: a scene of several GB is not copied three more
+    # times (masked, cleaned, padded). Same values as torch's reflection padding.
+    out = torch.empty((np.shape(cube)[2], h + 2 * r, w + 2 * r), dtype=torch.float32)
+    core = out[:, r:r + h, r:r + w]
+    core.copy_(rearrange(torch.as_tensor(np.asarray(cube)), "h w b -> b h w"))
+    if valid is not None:
+        core.mul_(torch.as_tensor(np.asarray(valid), dtype=torch.float32))
+    torch.nan_to_num_(core, nan=0.0, posinf=0.0, neginf=0.0)
+    for p in range(r):  # columns of the core rows, then whole rows (corners reflect twice)
+        out[:, r:r + h, p] = out[:, r:r + h, 2 * r - p]
+        out[:, r:r + h, r + w + p] = out[:, r:r + h, r + w - 2 - p]
+    for p in range(r):
+        out[:, p] = out[:, 2 * r - p]
+        out[:, r + h + p] = out[:, r + h - 2 - p]
+    return out
 
 
 def gather_patches(padded: torch.Tensor, rows: np.ndarray | torch.Tensor,

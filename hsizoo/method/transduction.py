@@ -143,7 +143,7 @@ def _rms(x: np.ndarray) -> float:
 
 def _principal(x: np.ndarray, n: int) -> np.ndarray:
     """Centred x projected on its n leading principal axes, as float32."""
-    return principal_components(x, n).astype(np.float32)
+    return principal_components(x, n, dtype=np.float32)
 
 
 def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
@@ -182,7 +182,9 @@ def spectral_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConf
     Gaussian-smoothed over valid pixels by ``cfg.feature_sigma``; (N_valid, components)."""
     from hsizoo.predict.engine import smooth_probabilities
 
-    z = _principal(cube[valid], cfg.components)
+    # All valid (the usual case): the cube's own memory, not a copy of every pixel.
+    pixels = cube.reshape(-1, cube.shape[-1]) if valid.all() else cube[valid]
+    z = _principal(pixels, cfg.components)
     if cfg.feature_sigma > 0:
         grid = np.zeros(valid.shape + (z.shape[1],), np.float32)
         grid[valid] = z

@@ -376,7 +376,8 @@ def _rmdir_if_empty(folder: Path) -> None:
 
 def map_scenes(model: str | Path, scenes: Sequence[str | Path], out_dir: str | Path, *,
                shard: str | None = None, device: str | None = None,
-               precision: str | None = None, **campaign: Any) -> dict[str, Any]:
+               precision: str | None = None, threads: int | None = None,
+               **campaign: Any) -> dict[str, Any]:
     """Map scenes with a fine-tuned model folder as one worker of a campaign.
 
     Under torchrun (``WORLD_SIZE`` > 1) this process joins the process group (gloo on CPUs,
@@ -390,6 +391,8 @@ def map_scenes(model: str | Path, scenes: Sequence[str | Path], out_dir: str | P
         shard: ``"I/N"``, or None.
         device: ``"cuda"``, ``"cpu"`` or None (the GPU of this rank when there is one).
         precision: Autocast of the forward passes; None = the model's.
+        threads: Torch threads of this worker; None: usable cores // ranks on this machine
+            under torchrun, else torch's default (:func:`hsizoo.runtime.distributed.worker_threads`).
         **campaign: More :class:`Campaign` settings (confidence, overwrite, max_unit_mb, ...).
 
     Returns:
@@ -399,8 +402,9 @@ def map_scenes(model: str | Path, scenes: Sequence[str | Path], out_dir: str | P
 
     from hsizoo.finetune.result import load_finetuned
     from hsizoo.runtime.device import resolve_device, resolve_precision
-    from hsizoo.runtime.distributed import setup_distributed
+    from hsizoo.runtime.distributed import setup_distributed, worker_threads
 
+    worker_threads(threads)
     if shard is not None:
         (rank, world), place = parse_shard(shard), None
         dev = resolve_device(device)

@@ -5,8 +5,10 @@ inference canonicalises and embeds every pixel about P x P times (once per patch
 it). S2Former's first steps are per-pixel linear maps: the spectral resampling onto the canonical
 grid and the spatial branch's ``pixel_embed``. :class:`SharedPredictor` applies them once to every
 pixel of a window (as 1 x 1 maps over the padded window), then gathers the P x P token patches by
-index; only the transformer blocks run per patch (DESIGN.md, "Efficiency"). The result equals
-``model(x)`` on the gathered patches to float rounding (tests check 1e-5).
+index; only the transformer blocks run per patch (DESIGN.md, "Efficiency"). The blocks run as
+:mod:`hsizoo.predict.fused` rewrites them for inference (fused projections, only the spectral
+groups the sensor covers, only the centre pixel where the head reads nothing else). The result
+equals ``model(x)`` on the gathered patches to float rounding (tests check 1e-5).
 
 Scenes larger than memory stream through :func:`predict_scene` window by window (a halo of
 P // 2 pixels around each window), invalid pixels are skipped (class 0), and the class map is
@@ -31,6 +33,11 @@ from hsizoo.spectral.grid import BandStats
 __all__ = ["ClassMap", "SharedPredictor", "predict_naive", "predict_scene",
            "smooth_probabilities", "smoothing_radius"]
 
+# On a CPU, forward passes take at most this many patches: the activations of 256 patches of
+# s2former_tiny (a few MB) stay in cache: 256-patch passes took 1.3x less time than 1024-patch
+# ones (s2former_tiny, CPU time per pixel on one core). GPUs take ``batch_size`` whole.
+CPU_BATCH = 256
+
 
 class SharedPredictor:
     """Batched S2Former inference that embeds each pixel once per window.
@@ -38,13 +45,17 @@ class SharedPredictor:
     Args:
         model: An S2Former with a classification head (or ``num_classes=0`` for features).
         wavelengths: Band centres (nm) of the data.
-        batch_size: Patches per forward pass of the blocks.
+        batch_size: Patches per forward pass of the blocks (at most :data:`CPU_BATCH` on a
+            CPU).
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"`` (GPU only): the autocast of
             the forward passes (:mod:`hsizoo.runtime.device`); outputs are float32 either way.
+        fused: Run the blocks the fused way (:mod:`hsizoo.predict.fused`) when the model allows
+            it; False runs the model's own blocks (the reference the tests compare with).
     """
 
     def __init__(self, model: torch.nn.Module, wavelengths: Sequence[float],
-                 batch_size: int = 1024, precision: str | None = "fp32") -> None:
+                 batch_size: int = 1024, precision: str | None = "fp32",
+                 fused: bool = True) -> None:
         from hsizoo.runtime.device import resolve_precision
 
         self.model = model
@@ -53,6 +64,7 @@ class SharedPredictor:
         self.precision = resolve_precision(precision, self.device)
         self.wavelengths = np.asarray(wavelengths, dtype=np.float64)
         self.batch_size = int(batch_size)
+        self.fused = bool(fused)
         self.P = int(model.patch_size)
 
     @torch.inference_mode()
@@ -87,12 +99,41 @@ class SharedPredictor:
         Returns:
             (N, num_classes) logits, or (N, num_features) features.
         """
+        return self._forward(self._window(xc, tok, present), rows, cols, pre_logits)
+
+    def _window(self, xc: torch.Tensor, tok: torch.Tensor, present: torch.Tensor
+                ) -> dict[str, Any]:
+        """What every batch of one window reads: the embedded window, and the fused encoder with
+        its spectral values when the model can run fused."""
+        from hsizoo.predict.fused import FusedS2Former
+
+        state: dict[str, Any] = dict(xc=xc, tok=tok, present=present, fused=None)
+        if self.fused:
+            state["fused"] = fused = FusedS2Former.from_model(self.model, present)
+            if fused is not None:
+                state["source"] = fused.spectral_source(xc)
+        return state
+
+    @torch.inference_mode()
+    def _forward(self, state: dict[str, Any], rows: torch.Tensor, cols: torch.Tensor,
+                 pre_logits: bool) -> torch.Tensor:
         m, P = self.model, self.P
-        c = m.center_size
+        tok, fused = state["tok"], state["fused"]
         off = torch.arange(P, device=rows.device)
         rr = (rows[:, None] + off[None, :])[:, :, None]  # (N, P, 1) in padded coordinates
         cc = (cols[:, None] + off[None, :])[:, None, :]  # (N, 1, P)
-        sp = rearrange(tok[rr, cc], "n p q d -> n (p q) d") + m.pos_embed
+        # One index op gathers the token patches; positions are added in place.
+        sp = tok[rr, cc].flatten(1, 2)
+        if sp.dtype == m.pos_embed.dtype:
+            sp += m.pos_embed
+        else:  # autocast: low-precision tokens, float32 positions, as model(x) adds them
+            sp = sp + m.pos_embed
+        if fused is not None:
+            se = fused.embed_spectral(state["source"], state["present"], rows, cols)
+            feats = m.head_drop(fused.pooled(sp, se))
+            return feats if pre_logits else m.head(feats)
+        xc, present = state["xc"], state["present"]
+        c = m.center_size
         o = (P - c) // 2
         centre = xc[:, rr[:, o:o + c], cc[:, :, o:o + c]]  # (G, N, c, c)
         se = self._embed_centre(rearrange(centre, "g n h w -> n g h w"), present)
@@ -131,14 +172,16 @@ class SharedPredictor:
         self.model.eval()
         try:
             with autocast(self.device, self.precision):
-                xc, tok, present = self.embed_window(padded.to(self.device))
+                embedded = self.embed_window(padded.to(self.device))
+            state = self._window(*embedded)  # weights folded in float32, outside autocast
             rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
             cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=self.device)
             out = []
-            for i in range(0, rows_t.numel(), self.batch_size):
+            step = self.batch_size if self.device.type != "cpu" else min(self.batch_size,
+                                                                         CPU_BATCH)
+            for i in range(0, rows_t.numel(), step):
                 with autocast(self.device, self.precision):
-                    o = self.forward_indices(xc, tok, present, rows_t[i:i + self.batch_size],
-                                             cols_t[i:i + self.batch_size], pre_logits)
+                    o = self._forward(state, rows_t[i:i + step], cols_t[i:i + step], pre_logits)
                 out.append(o.float().cpu())
                 if progress is not None:
                     progress.update(int(out[-1].shape[0]))

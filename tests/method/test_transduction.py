@@ -122,3 +122,19 @@ def test_refine_cleans_a_noisy_map_and_keeps_a_clean_one():
 def test_config_refuses_bad_values(bad):
     with pytest.raises(ValueError):
         TransductionConfig(**bad)
+
+
+def test_principal_components_in_blocks_equal_one_pass() -> None:
+    from hsizoo.method.pca import principal_components
+
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(1000, 12)) @ rng.normal(size=(12, 12)) + 5.0).astype(np.float32)
+    # The one-pass reference: centre, covariance, eigenvectors, projection, all in float64.
+    c = x.astype(np.float64) - x.astype(np.float64).mean(0)
+    _, vecs = np.linalg.eigh(c.T @ c / (len(x) - 1))
+    ref = c @ vecs[:, ::-1][:, :4]
+    for block in (1, 7, 1000, 5000):
+        out = principal_components(x, 4, block_rows=block)
+        assert out.shape == (1000, 4) and out.dtype == np.float64
+        np.testing.assert_allclose(np.abs(out), np.abs(ref), rtol=1e-6, atol=1e-6)
+    assert principal_components(x, 4, dtype=np.float32).dtype == np.float32
