@@ -147,7 +147,8 @@ def _principal(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
-                   embeddings: np.ndarray | None = None, embed_weight: float = 1.0) -> np.ndarray:
+                   embeddings: np.ndarray | None = None, embed_weight: float = 1.0,
+                   spectral: np.ndarray | None = None) -> np.ndarray:
     """Features of the valid pixels for the k-NN graph.
 
     Args:
@@ -158,11 +159,13 @@ def graph_features(cube: np.ndarray, valid: np.ndarray, cfg: TransductionConfig,
             order), reduced to ``components // 2`` principal components and joined with
             weight ``embed_weight`` relative to the spectra.
         embed_weight: Their weight.
+        spectral: :func:`spectral_features` of this cube and config when already computed
+            (a caller that builds several graphs of one scene computes them once).
 
     Returns:
         (N_valid, d) float32 features, rows in ``np.nonzero(valid)`` order.
     """
-    z = spectral_features(cube, valid, cfg)
+    z = spectral_features(cube, valid, cfg) if spectral is None else spectral
     n_comp = z.shape[1]
     parts = [z]
     sd = _rms(z)
@@ -294,7 +297,8 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
         (the normalised graph over the valid pixels, (N_valid, K) probabilities), nodes in
         ``np.nonzero(valid)`` order.
     """
-    graph = knn_graph(graph_features(cube, valid, cfg), cfg.neighbours)
+    z = spectral_features(cube, valid, cfg)
+    graph = knn_graph(graph_features(cube, valid, cfg, spectral=z), cfg.neighbours)
     lab = train[valid]
     shots = np.flatnonzero(lab > 0)
     seeds = propagation_seeds(shots, lab[shots] - 1, graph.shape[0], num_classes)
@@ -302,7 +306,6 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
     if cfg.discriminant_rounds > 0 and shots.size:
         from hsizoo.method.discriminant import discriminant_projection
 
-        z = spectral_features(cube, valid, cfg)
         is_shot = np.zeros(graph.shape[0], bool)
         is_shot[shots] = True
         for _ in range(cfg.discriminant_rounds):
@@ -310,8 +313,8 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
             idx, cls = select_pseudo_labels(probs, is_shot, cfg.discriminant_fraction, None)
             proj = discriminant_projection(z, np.concatenate([idx, shots]),
                                            np.concatenate([cls, lab[shots] - 1]), num_classes)
-            graph = knn_graph(graph_features(cube, valid, cfg, proj, cfg.discriminant_weight),
-                              cfg.neighbours)
+            graph = knn_graph(graph_features(cube, valid, cfg, proj, cfg.discriminant_weight,
+                                             spectral=z), cfg.neighbours)
             probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
     return graph, probs
 
