@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hsizoo.bench.probe_run import load_probe_results, probe_table, run_probe_benchmark  # noqa: E402
 from hsizoo.bench.records import parse_int_list  # noqa: E402
+from hsizoo.method.probe import PROBES, SPECTRA  # noqa: E402
 
 from _env import RESULTS, environment  # noqa: E402
 
@@ -29,12 +30,13 @@ DEFAULT_SCENES = ("indian_pines", "simulated:enmap:160x160x12:21",
 
 
 def default_backbones() -> list[str]:
-    """Every published S2Former checkpoint and the random initialisation of its architecture."""
+    """The spectra (the graph probe's reference), every published S2Former checkpoint and the
+    random initialisation of its architecture."""
     from hsizoo.models._factory import list_pretrained
 
     tags = [t for t in list_pretrained("s2former*")]
     archs = sorted({t.split(".")[0] for t in tags})
-    return archs + tags
+    return [SPECTRA] + archs + tags
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,13 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="recompute existing results")
     ap.add_argument("--device", default=None, help="where backbones embed: cuda or cpu "
                     "(default: the GPU when there is one)")
+    ap.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES,
+                    help="read-outs (default all); a stored file lacking some gets only those")
     ap.add_argument("--report-only", action="store_true", help="only rewrite the tables")
     args = ap.parse_args(argv)
     shots, seeds = parse_int_list(args.shots), parse_int_list(args.seeds)
     if not args.report_only:
         run_probe_benchmark(args.backbones or default_backbones(), args.scenes, shots, seeds,
                             args.out, args.data_root, args.force, environment,
-                            device=args.device)
+                            device=args.device, probes=args.probes)
     records = load_probe_results(args.out)
     scenes = list(dict.fromkeys(r["scene"] for r in records))
     parts = ["# Representation benchmark (frozen features)\n",
@@ -64,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
              "(no tuning): `linear` logistic regression (C = 1) on standardised features; "
              "`linear_smooth` its probabilities smoothed over the map (sigma 3 px); `knn` "
              "cosine k-NN (k = min(5, shots)); `lp` label propagation over a 10-NN graph of the "
-             "features alone. Random init rows: one initialisation per split seed.\n"]
+             "features alone; `lp_pos` the scene graph of fine-tuning (30 smoothed principal "
+             "components of the features, with position) and `lp_joint` that graph on the "
+             "spectra joined with the features: the graph probe, whose reference is the "
+             "standardised spectra's `lp_pos` (the label_propagation baseline). Random init "
+             "rows: one initialisation per split seed.\n"]
     five = [probe_table(records, scene, 5) for scene in scenes]
     (RESULTS / "probe_summary.md").write_text("\n".join(t for t in five if t))
     parts += ["## 5 shots per class\n"] + five + ["## Other shot counts\n"]

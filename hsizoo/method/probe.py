@@ -16,6 +16,19 @@ are fitted on the shots alone and scored on every other labelled pixel:
   graph of the features (standardised, up to 30 principal components), features only: no pixel
   positions, so the graph is as good as the embedding.
 
+The *graph probe* (issue 19) asks whether the features carry the scene's map beyond what pixel
+position gives, which is what fine-tuning's scene graph lives on. Its read-outs use the graph of
+:mod:`hsizoo.method.transduction` with its default settings (30 principal components smoothed at
+1 px, position scaled so that 10 px weigh like one feature standard deviation, 10-NN, alpha 0.99):
+
+* ``lp_pos``: that graph built on the standardised features in place of the spectra;
+* ``lp_joint``: that graph on the scene's spectra *joined with* the features (the graph the
+  pipeline builds when it refreshes its pseudo-labels, ``embed_weight`` 1).
+
+The reference they must beat is the same graph on the spectra alone: the backbone spec
+``spectra`` (:data:`SPECTRA`) probes the standardised spectra themselves, and its ``lp_pos`` is
+the ``label_propagation`` baseline of the few-shot harness.
+
 Nothing is tuned: the read-outs have fixed settings, so the only thing that changes between two
 rows is the backbone. Feature standardisation uses all valid pixels of the scene, never labels.
 
@@ -32,9 +45,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-__all__ = ["PROBES", "ProbeScores", "embed_scene", "feature_graph", "probe_features", "probe_model"]
+__all__ = ["GRAPH_PROBES", "PROBES", "SPECTRA", "ProbeScores", "embed_scene", "feature_graph",
+           "probe_features", "probe_model", "scene_graphs", "spectra_features"]
 
-PROBES = ("linear", "linear_smooth", "knn", "lp")
+PROBES = ("linear", "linear_smooth", "knn", "lp", "lp_pos", "lp_joint")
+#: Read-outs that run on a graph of the scene (built once per features, shared by the splits).
+GRAPH_PROBES = ("lp", "lp_pos", "lp_joint")
+#: The backbone spec whose "features" are the scene's standardised spectra (the reference).
+SPECTRA = "spectra"
 SMOOTH_SIGMA = 3.0
 
 
@@ -130,6 +148,50 @@ def feature_graph(x: np.ndarray) -> Any:
     return knn_graph(z, 10)
 
 
+def _standardised_cube(scene: Any) -> tuple[np.ndarray, np.ndarray]:
+    from hsizoo.spectral.grid import band_stats
+
+    valid = np.asarray(scene.valid, dtype=bool)
+    return band_stats(scene.cube, valid).apply(scene.cube), valid
+
+
+def spectra_features(scene: Any) -> np.ndarray:
+    """The reference "features": every valid pixel's standardised spectrum, (N_valid, B)."""
+    cube, valid = _standardised_cube(scene)
+    return np.asarray(cube, np.float32)[valid]
+
+
+def scene_graphs(features: np.ndarray, scene: Any, probes: Sequence[str] = GRAPH_PROBES
+                 ) -> dict[str, Any]:
+    """The graphs of the graph read-outs named in ``probes`` for one set of features.
+
+    ``lp``: :func:`feature_graph`. ``lp_pos``: the scene graph of
+    :func:`hsizoo.method.transduction.graph_features` (default settings) with the standardised
+    features laid on the map in place of the spectra. ``lp_joint``: the same graph on the
+    spectra with the features joined (``embeddings=``, weight 1).
+    """
+    from hsizoo.method.transduction import TransductionConfig, graph_features, knn_graph
+
+    cfg = TransductionConfig()
+    out: dict[str, Any] = {}
+    if "lp" in probes:
+        out["lp"] = feature_graph(features)
+    if "lp_pos" in probes or "lp_joint" in probes:
+        valid = np.asarray(scene.valid, dtype=bool)
+        if features.shape[0] != int(valid.sum()):
+            raise ValueError(f"{features.shape[0]} feature rows for {int(valid.sum())} valid "
+                             "pixels.")
+    if "lp_pos" in probes:
+        grid = np.zeros(valid.shape + (features.shape[1],), np.float32)
+        grid[valid] = _standardise(features)
+        out["lp_pos"] = knn_graph(graph_features(grid, valid, cfg), cfg.neighbours)
+    if "lp_joint" in probes:
+        cube, _ = _standardised_cube(scene)
+        out["lp_joint"] = knn_graph(graph_features(cube, valid, cfg, embeddings=features,
+                                                   embed_weight=1.0), cfg.neighbours)
+    return out
+
+
 def _lp(graph: Any, train_idx: np.ndarray, y_train: np.ndarray, num_classes: int
         ) -> np.ndarray:
     from hsizoo.method.transduction import propagate, propagation_seeds
@@ -148,7 +210,8 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
         shots: Training pixels per class.
         seed: Split seed (:func:`hsizoo.data.splits.few_shot_split`).
         probes: Read-outs to run (subset of :data:`PROBES`).
-        graph: :func:`feature_graph` of the same features, to reuse across splits.
+        graph: :func:`scene_graphs` of the same features (or the bare :func:`feature_graph`,
+            the ``lp`` graph), to reuse across splits; graphs not given are built here.
 
     Returns:
         The accuracies.
@@ -192,8 +255,13 @@ def probe_features(features: np.ndarray, scene: Any, shots: int, seed: int,
             oa["linear_smooth"] = score(smooth_probabilities(grid, valid, SMOOTH_SIGMA)[valid])
     if "knn" in probes:
         oa["knn"] = score(_knn(x[tr], ytr, x, K, min(5, shots)))
-    if "lp" in probes:
-        oa["lp"] = score(_lp(graph if graph is not None else feature_graph(x), tr, ytr, K))
+    graphs = graph if isinstance(graph, dict) else ({} if graph is None else {"lp": graph})
+    wanted = [p for p in GRAPH_PROBES if p in probes]
+    missing = [p for p in wanted if p not in graphs]
+    if missing:
+        graphs = {**graphs, **scene_graphs(features, scene, missing)}
+    for name in wanted:
+        oa[name] = score(_lp(graphs[name], tr, ytr, K))
     return ProbeScores(shots=shots, seed=seed, oa=oa, num_train=int(tr.size),
                        num_test=int(te.size))
 
