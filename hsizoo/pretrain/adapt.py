@@ -21,13 +21,14 @@ def _eval_terms(model: MaskedS2Former, batches: Sequence[Sequence[SubBatch]]) ->
     """Mean loss terms of ``model`` over fixed batches, in eval mode and without gradient."""
     was = model.training
     model.eval()
-    keys = ("loss", "rec_spatial", "rec_spectral", "fdc")
-    acc = dict.fromkeys(keys, 0.0)
+    keys = ("loss", "rec_spatial", "rec_spectral", "fdc", "contrast")
+    acc: dict[str, float] = {}
     with torch.no_grad():
         for b in batches:
             out = model(b)
             for k in keys:
-                acc[k] += float(out[k]) / len(batches)
+                if k in out:
+                    acc[k] = acc.get(k, 0.0) + float(out[k]) / len(batches)
     model.train(was)
     return acc
 
@@ -38,8 +39,9 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
                    mask_ratio: float = 0.7, spectral_mask_ratio: float = 0.4,
                    fdc_weight: float = 0.5, fdc_hf_gain: float = 1.0,
                    spectral_loss_weight: float = 1.0, decoder_dim: int | None = None,
-                   decoder_depth: int = 1, grad_clip: float = 1.0, eval_batches: int = 4
-                   ) -> dict[str, Any]:
+                   decoder_depth: int = 1, grad_clip: float = 1.0, eval_batches: int = 4,
+                   contrast_weight: float = 0.0, contrast_temperature: float = 0.2,
+                   view_offset: int = 2) -> dict[str, Any]:
     """Scene-adaptive self-supervised steps on the user's own unlabelled cube, in place.
 
     The pretraining objective (masked spatial/spectral reconstruction plus ``fdc_weight`` times
@@ -72,6 +74,11 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
         decoder_depth: Transformer layers per decoder.
         grad_clip: Max gradient norm; 0 disables clipping.
         eval_batches: Fixed held-out batches on which the loss is measured before and after.
+        contrast_weight: Weight of the view-agreement term every published checkpoint was
+            pretrained with (:class:`~hsizoo.method.objective.MaskedS2Former`; its projector
+            starts fresh, at ``decoder_lr``); 0 = reconstruction and FDC only.
+        contrast_temperature: Its temperature.
+        view_offset: Its second view is centred up to this many pixels away.
 
     Returns:
         A dict: ``steps``, ``batch_size``, ``lr``, ``decoder_lr``, ``fdc_weight``, ``first_loss``
@@ -91,16 +98,20 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}.")
     PretrainConfig(mask_ratio=mask_ratio, spectral_mask_ratio=spectral_mask_ratio,
-                   fdc_weight=fdc_weight, lr=lr)  # validates the options with its messages
+                   fdc_weight=fdc_weight, lr=lr, contrast_weight=contrast_weight,
+                   contrast_temperature=contrast_temperature,
+                   view_offset=view_offset)  # validates the options with its messages
     t0 = time.perf_counter()
     dev = next(net.parameters()).device
     # Seed the decoders without disturbing the caller's random stream.
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
         model = MaskedS2Former(net, decoder_dim, decoder_depth, fdc_weight, fdc_hf_gain,
-                               spectral_loss_weight)
-    model.decoder_sp.to(dev)
-    model.decoder_se.to(dev)
+                               spectral_loss_weight, contrast_weight, contrast_temperature)
+    fresh = [m for m in (model.decoder_sp, model.decoder_se, getattr(model, "decoder_proj", None))
+             if m is not None]
+    for m in fresh:
+        m.to(dev)
     data = PretrainData([scene], net, device=dev, stats=None if stats is None else [stats])
 
     head = net.get_classifier() if hasattr(net, "get_classifier") else None
@@ -108,14 +119,15 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
     skip = list(net.no_weight_decay()) if hasattr(net, "no_weight_decay") else []
     enc = [dict(g, params=[p for p in g["params"] if id(p) not in head_ids], kind="encoder")
            for g in weight_decay_groups(net, weight_decay, skip)]
-    dec = [p for m in (model.decoder_sp, model.decoder_se) for p in m.parameters()]
+    dec = [p for m in fresh for p in m.parameters()]
     optimizer = torch.optim.AdamW(
         enc + [{"params": dec, "weight_decay": weight_decay, "kind": "decoder"}],
         lr=lr, betas=(0.9, 0.95))
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
 
     def sample(step: int) -> list[SubBatch]:
-        return data.sample(step, seed, batch_size, mask_ratio, spectral_mask_ratio)
+        return data.sample(step, seed, batch_size, mask_ratio, spectral_mask_ratio,
+                           view_offset=view_offset if contrast_weight > 0 else None)
 
     held_out = [sample(_EVAL_STEP + i) for i in range(max(1, eval_batches))]
     was_training = net.training
@@ -156,6 +168,6 @@ def adapt_to_scene(net: nn.Module, scene: Any, steps: int = 50, seed: int = 0,
         net.train(was_training)
         optimizer.zero_grad(set_to_none=True)
     return dict(steps=steps, batch_size=batch_size, lr=lr, decoder_lr=decoder_lr,
-                fdc_weight=fdc_weight, first_loss=curve[0], last_loss=curve[-1],
+                fdc_weight=fdc_weight, contrast_weight=contrast_weight, first_loss=curve[0], last_loss=curve[-1],
                 loss_curve=curve, eval_before=before, eval_after=after,
                 seconds=time.perf_counter() - t0)

@@ -517,6 +517,31 @@ def test_adapt_to_scene_lowers_reconstruction_loss_and_keeps_the_head(scene) -> 
     assert info2["loss_curve"] == info["loss_curve"]
 
 
+def test_adapt_to_scene_with_the_view_agreement_term(scene) -> None:
+    """The term every published checkpoint was pretrained with can run in scene adaptation:
+    its held-out InfoNCE falls, its fresh projector is not left on the model, and without it
+    adaptation is unchanged (same losses as a run that never heard of it)."""
+    import hsizoo
+
+    torch.manual_seed(0)
+    net = hsizoo.create_model("s2former_test", num_classes=0)
+    keys = set(net.state_dict())
+    info = pt.adapt_to_scene(net, scene, steps=30, seed=1, batch_size=16, contrast_weight=1.0,
+                             decoder_lr=3e-3)
+    assert info["contrast_weight"] == 1.0 and set(net.state_dict()) == keys
+    assert info["eval_after"]["contrast"] < info["eval_before"]["contrast"]
+    torch.manual_seed(0)
+    plain = hsizoo.create_model("s2former_test", num_classes=0)
+    a = pt.adapt_to_scene(plain, scene, steps=3, seed=1, batch_size=16)
+    torch.manual_seed(0)
+    off = hsizoo.create_model("s2former_test", num_classes=0)
+    b = pt.adapt_to_scene(off, scene, steps=3, seed=1, batch_size=16, contrast_weight=0.0,
+                          view_offset=5)
+    assert a["loss_curve"] == b["loss_curve"] and "contrast" not in a["eval_after"]
+    with pytest.raises(ValueError, match="view_offset"):
+        pt.adapt_to_scene(off, scene, steps=1, contrast_weight=1.0, view_offset=-1)
+
+
 def test_adapt_to_scene_refuses_other_models_and_reports_divergence(scene) -> None:
     with pytest.raises(TypeError, match="S2Former"):
         pt.adapt_to_scene(torch.nn.Linear(3, 3), scene, steps=2)
