@@ -88,7 +88,8 @@ def load_layout(name: str) -> np.ndarray:
 
 
 def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed: int = 0,
-                kind: str = "voronoi", *, background: float = 0.15) -> np.ndarray:
+                kind: str = "voronoi", *, background: float = 0.15,
+                fields_per_class: int = 1) -> np.ndarray:
     """Generate a class layout.
 
     Args:
@@ -98,6 +99,8 @@ def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed:
         kind: "voronoi" (irregular regions around random sites) or "fields" (rectangular
             fields in strips, separated by unlabelled tracks, like an agricultural scene).
         background: Fraction of regions left unlabelled (0).
+        fields_per_class: For "fields": at least this many fields per class on average (more,
+            smaller fields; several fields of one crop, as on Indian Pines).
 
     Returns:
         (H, W) int64 label map, 0 = unlabelled, 1..K classes.
@@ -111,11 +114,14 @@ def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed:
         raise ValueError(f"num_classes must be a positive integer; got {num_classes!r}.")
     if not 0.0 <= background < 1.0:
         raise ValueError(f"background must be a fraction in [0, 1); got {background}.")
+    if isinstance(fields_per_class, bool) or not isinstance(fields_per_class, (int, np.integer)) \
+            or fields_per_class < 1:
+        raise ValueError(f"fields_per_class must be a positive integer; got {fields_per_class!r}.")
     rng = np.random.default_rng(seed)
     if kind == "voronoi":
         return _voronoi_layout(h, w, int(num_classes), rng, background)
     if kind == "fields":
-        return _fields_layout(h, w, int(num_classes), rng, background)
+        return _fields_layout(h, w, int(num_classes), rng, background, int(fields_per_class))
     raise ValueError(f"Unknown layout kind {kind!r}; use 'voronoi' or 'fields'.")
 
 
@@ -160,17 +166,17 @@ def _cuts(length: int, lo: int, hi: int, rng: np.random.Generator) -> list[tuple
 
 
 def _fields_layout(h: int, w: int, k: int, rng: np.random.Generator,
-                   background: float) -> np.ndarray:
+                   background: float, per_class: int = 1) -> np.ndarray:
     for scale in (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12):
         lo_r, lo_c = max(3, int(h * scale / 6)), max(3, int(w * scale / 6))
         strips = _cuts(h, lo_r, max(lo_r, int(h * scale / 3)), rng)
         fields = [(r, c) for r in strips for c in _cuts(w, lo_c, max(lo_c, int(w * scale / 3)),
                                                         rng)]
-        if len(fields) >= k + 1:
+        if len(fields) >= k * per_class + 1:
             break
     else:
-        raise ValueError(f"A {h} x {w} layout is too small for {k} rectangular fields; use a "
-                         "larger shape or kind='voronoi'.")
+        raise ValueError(f"A {h} x {w} layout is too small for {k * per_class} rectangular "
+                         "fields; use a larger shape, fewer fields or kind='voronoi'.")
     out = np.zeros((h, w), dtype=np.int64)
     classes = _region_classes(len(fields), k, rng, background)
     for ((r0, r1), (c0, c1)), cls in zip(fields, classes):

@@ -14,7 +14,11 @@ What is modelled, in the order it is applied (:func:`simulate_scene`):
    and its nearest neighbours of the same cover type).
 2. Within-class variability. Per pixel, slot proportions are perturbed in log space by a smooth
    random field plus white noise, and the mixture among a slot's similar spectra is a random
-   Dirichlet draw, so pixels of one class differ the way fields and roofs do.
+   Dirichlet draw, so pixels of one class differ the way fields and roofs do. With
+   ``field_variability`` > 0, every *field* (a connected region of one class in the layout) also
+   gets its own log-proportion offsets and its own mixture of the slot's spectra: fields of one
+   crop then differ from field to field, sometimes more than from a field of another crop, as on
+   the real Indian Pines (a tuning scene for that difficulty without its labels).
 3. Mixed pixels at class boundaries. Each pixel's spectrum is a blend of the classes around it,
    weighted by Gaussian-smoothed one-hot class maps (``mixing_width`` pixels).
 4. Illumination. A smooth multiplicative brightness field (topography, haze, BRDF).
@@ -160,7 +164,9 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                    sensor: str = "aviris_indian_pines", seed: int = 0, *,
                    noise_snr: float | None = 200.0, mixing_width: float = 1.0,
                    illumination: float = 0.12, variability: float = 0.25,
-                   class_names: Sequence[str] | None = None, num_classes: int = 8) -> Scene:
+                   class_names: Sequence[str] | None = None, num_classes: int = 8,
+                   field_variability: float = 0.0, layout_kind: str = "voronoi",
+                   fields_per_class: int = 1) -> Scene:
     """Simulate a reflectance scene on a class layout from real library spectra.
 
     See the module docstring for the model. Bands of the sensor inside the library's removed
@@ -183,6 +189,11 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
         class_names: Names of classes 1..K (K = the largest id of the layout). Names containing
             words like asphalt, soil, trees, water, shadow choose matching materials.
         num_classes: Classes of a generated layout (``layout`` given as a shape).
+        field_variability: Std of every field's own log-proportion offset (0 = none: the
+            scene is exactly what it was before this option existed). A field is a connected
+            region of one class; it also draws its own mixture of each slot's spectra.
+        layout_kind: Kind of a generated layout (:func:`make_layout`: "voronoi" or "fields").
+        fields_per_class: Fields per class of a generated "fields" layout.
 
     Returns:
         A :class:`~hsizoo.io.scene.Scene` with a float32 (H, W, B) reflectance cube, the
@@ -197,11 +208,16 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
 
     preset = get_sensor(sensor)
     for name, value in (("mixing_width", mixing_width), ("illumination", illumination),
-                        ("variability", variability)):
+                        ("variability", variability), ("field_variability", field_variability)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0; got {value}.")
     if noise_snr is not None and not noise_snr > 0:
         raise ValueError(f"noise_snr must be > 0 (or None for no noise); got {noise_snr}.")
+    if layout_kind not in ("voronoi", "fields"):
+        raise ValueError(f"layout_kind must be 'voronoi' or 'fields'; got {layout_kind!r}.")
+    if isinstance(layout, tuple) and layout_kind != "voronoi":
+        layout = make_layout(layout, num_classes=num_classes, seed=seed, kind=layout_kind,
+                             fields_per_class=fields_per_class)
     labels, layout_name = _as_layout(layout, seed, num_classes)
     k = int(labels.max())
     if class_names is None:
@@ -213,7 +229,9 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                          "given; pass one name per class id 1..K.")
 
     seq = np.random.SeedSequence(seed)
-    rng_mat, rng_field, rng_pix, rng_noise = (np.random.default_rng(s) for s in seq.spawn(4))
+    # A fifth stream for the fields: the first four are those of scenes without field effects.
+    rng_mat, rng_field, rng_pix, rng_noise, rng_fields = (np.random.default_rng(s)
+                                                          for s in seq.spawn(5))
     lib = load_spectral_library()
     mats = _Materials(lib, rng_mat)
     mixes = {0: mats.mix("background")}
@@ -239,7 +257,9 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
         memb = (gaussian_filter(onehot, mixing_width, mode="nearest") if mixing_width > 0
                 else onehot).reshape(-1)
         idx = np.flatnonzero(memb > 1e-3)
-        spectra = _class_pixels(mixes[c], idx, smooth, endmembers, variability, rng_pix)
+        field = _field_effects(labels == c, idx, mixes[c], field_variability, rng_fields) \
+            if field_variability > 0 and c != 0 else None
+        spectra = _class_pixels(mixes[c], idx, smooth, endmembers, variability, rng_pix, field)
         cube[idx] += memb[idx, None] * spectra
         weight_sum[idx] += memb[idx]
     cube /= weight_sum[:, None]
@@ -258,7 +278,10 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
         "recipes": {("background" if c == 0 else class_names[c - 1]): mixes[c].recipe
                     for c in mixes},
         "params": {"noise_snr": noise_snr, "mixing_width": mixing_width,
-                   "illumination": illumination, "variability": variability},
+                   "illumination": illumination, "variability": variability,
+                   **({"field_variability": field_variability} if field_variability > 0 else {}),
+                   **({"layout_kind": layout_kind, "fields_per_class": fields_per_class}
+                      if layout_kind != "voronoi" else {})},
         **_coverage(lib.wavelengths, preset.wavelengths),
     }
     fwhm = None if preset.fwhm is None else np.array(preset.fwhm)
@@ -268,9 +291,30 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                  labels=labels, class_names=class_names, sensor=preset.name, meta=meta)
 
 
+def _field_effects(mask: np.ndarray, idx: np.ndarray, mix: _ClassMix, std: float,
+                   rng: np.random.Generator) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Per-pixel field offsets of one class: (n, S) log-proportion offsets and, per slot, (n, V)
+    weights of its spectra, each pixel taking those of its field (the nearest field of the
+    class for blended pixels just outside it)."""
+    from scipy.ndimage import distance_transform_edt, label
+
+    fields, n_fields = label(mask)
+    if n_fields == 0:
+        return np.zeros((idx.size, len(mix.slots)), np.float32), [
+            np.ones((idx.size, rows.size), np.float32) for rows in mix.slots]
+    nearest = distance_transform_edt(fields == 0, return_distances=False, return_indices=True)
+    of = fields[nearest[0], nearest[1]].reshape(-1)[idx] - 1  # field of each pixel, 0-based
+    offsets = std * rng.standard_normal((n_fields, len(mix.slots))).astype(np.float32)
+    weights = [rng.standard_gamma(0.5, size=(n_fields, rows.size)).astype(np.float32) + 1e-3
+               for rows in mix.slots]
+    return offsets[of], [w[of] for w in weights]
+
+
 def _class_pixels(mix: _ClassMix, idx: np.ndarray, smooth: np.ndarray, endmembers: np.ndarray,
-                  variability: float, rng: np.random.Generator) -> np.ndarray:
-    """Spectra (n, B) of class ``mix`` at flat pixel indices ``idx``."""
+                  variability: float, rng: np.random.Generator,
+                  field: tuple[np.ndarray, list[np.ndarray]] | None = None) -> np.ndarray:
+    """Spectra (n, B) of class ``mix`` at flat pixel indices ``idx`` (``field``: the offsets
+    and slot weights of :func:`_field_effects`)."""
     n, s = idx.size, len(mix.slots)
     # Slot proportions: class mean, perturbed in log space by smooth fields (spatially coherent
     # variation, like a field's moisture or density) and per-pixel noise, then renormalised.
@@ -278,6 +322,8 @@ def _class_pixels(mix: _ClassMix, idx: np.ndarray, smooth: np.ndarray, endmember
     logit = (np.log(mix.proportions).astype(np.float32)[None, :]
              + variability * (smooth[idx] @ load)
              + 0.5 * variability * rng.standard_normal((n, s), dtype=np.float32))
+    if field is not None:
+        logit += field[0]
     logit -= logit.max(axis=1, keepdims=True)
     prop = np.exp(logit)
     prop /= prop.sum(axis=1, keepdims=True)
@@ -285,6 +331,8 @@ def _class_pixels(mix: _ClassMix, idx: np.ndarray, smooth: np.ndarray, endmember
     cols, weights = [], []
     for j, rows in enumerate(mix.slots):
         g = rng.standard_gamma(0.5, size=(n, rows.size)).astype(np.float32) + 1e-6
+        if field is not None:
+            g = g * field[1][j]  # the field's own mixture of the slot's spectra
         weights.append(prop[:, j:j + 1] * g / g.sum(axis=1, keepdims=True))
         cols.append(rows)
     abund = np.concatenate(weights, axis=1)

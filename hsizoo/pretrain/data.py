@@ -26,6 +26,29 @@ def _data_root(root: str | os.PathLike[str] | None) -> Path:
     return data_dir()
 
 
+_SIM_OPTIONS = {"fields": ("field_variability", float), "kind": ("layout_kind", str),
+                "per_class": ("fields_per_class", int),
+                "names": ("names", str), "variability": ("variability", float),
+                "noise_snr": ("noise_snr", float)}
+
+
+def _simulation_options(spec: str, text: str) -> dict[str, Any]:
+    """The ``key=value,...`` fifth part of a simulated scene spec, as simulate_scene keywords."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in _SIM_OPTIONS:
+            raise ValueError(f"Bad option {item!r} in scene spec {spec!r}: use key=value with key "
+                             f"one of {', '.join(_SIM_OPTIONS)}.")
+        name, kind = _SIM_OPTIONS[key.strip()]
+        try:
+            out[name] = kind(value.strip())
+        except ValueError:
+            raise ValueError(f"Bad value in {item!r} of scene spec {spec!r}: {key.strip()} takes "
+                             f"a {kind.__name__}.") from None
+    return out
+
+
 def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) -> Any:
     """Turn a scene spec into a :class:`~hsizoo.io.scene.Scene`.
 
@@ -36,7 +59,13 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
         * ``"simulated:<sensor>:<layout>:<seed>"``: :func:`hsizoo.data.simulate.simulate_scene` with
           a sensor preset, a layout that is either a real label map name (``pavia_university``,
           ``salinas``, ``ksc``, ``indian_pines``) or a generated one ``HxW`` / ``HxWxK``
-          (K classes, default 8), and a seed.
+          (K classes, default 8), and a seed. An optional fifth part sets more of the
+          simulation, ``key=value`` pairs separated by commas: ``fields`` (the scene's
+          ``field_variability``), ``kind`` (``voronoi`` or ``fields`` for a generated layout),
+          ``per_class`` (fields per class of a ``fields`` layout),
+          ``names`` (classes named ``<names> 1`` .. ``<names> K``: ``names=crop`` makes every
+          class a crop, as on Indian Pines), ``variability``, ``noise_snr``. Example:
+          ``simulated:aviris_indian_pines:145x145x16:3:kind=fields,per_class=4,names=crop,fields=0.6``.
         * a path to a GeoTIFF / ENVI / .mat file: :func:`hsizoo.io.read_scene`.
 
     Args:
@@ -54,10 +83,11 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
         from hsizoo.data.simulate import simulate_scene
 
         parts = spec.split(":")
-        if len(parts) != 4:
+        if len(parts) not in (4, 5):
             raise ValueError(f"Bad scene spec {spec!r}: use simulated:<sensor>:<layout>:<seed>, "
                              "e.g. simulated:enmap:128x128:3 or simulated:rosis:salinas:1.")
-        _, sensor, layout, seed = parts
+        _, sensor, layout, seed = parts[:4]
+        extra = _simulation_options(spec, parts[4]) if len(parts) == 5 else {}
         dims = layout.lower().split("x")
         num_classes = 8
         lay: Any = layout
@@ -66,7 +96,15 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
             num_classes = int(dims[2]) if len(dims) == 3 else 8
         if data_root is not None:
             os.environ.setdefault("HSIZOO_DATA_DIR", str(data_root))
-        return simulate_scene(lay, sensor=sensor, seed=int(seed), num_classes=num_classes)
+        names = extra.pop("names", None)
+        if names is not None:
+            k = num_classes if isinstance(lay, tuple) else None
+            if k is None:
+                raise ValueError(f"Bad scene spec {spec!r}: names= applies to a generated layout "
+                                 "(HxW or HxWxK); a named layout has its own class names.")
+            extra["class_names"] = [f"{names} {i}" for i in range(1, k + 1)]
+        return simulate_scene(lay, sensor=sensor, seed=int(seed), num_classes=num_classes,
+                              **extra)
     from hsizoo.data.catalogue import list_datasets
 
     if spec.lower() in list_datasets():

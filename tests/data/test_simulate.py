@@ -287,3 +287,63 @@ def test_errors() -> None:
         simulate_scene(lab, noise_snr=0)
     with pytest.raises(ValueError, match="mixing_width"):
         simulate_scene(lab, mixing_width=-1)
+
+
+# --- field effects (several fields of one crop that differ, as on Indian Pines) ---------------
+
+
+def test_field_variability_makes_fields_of_one_class_differ() -> None:
+    """With ``field_variability`` every connected field of a class gets its own spectra: the
+    spread of field means within a class grows, the scene without it is bit-identical to the
+    scene made before the option existed, and the options are recorded."""
+    from scipy.ndimage import label
+
+    lab = make_layout((96, 96), num_classes=4, seed=2, kind="fields", fields_per_class=4)
+    counts = [label(lab == c)[1] for c in range(1, 5)]
+    assert min(counts) >= 2 and sum(counts) >= 12, counts
+
+    def field_spread(scene) -> float:
+        out = []
+        for c in range(1, 5):
+            f, n = label(lab == c)
+            means = np.stack([scene.cube[f == i].mean(0) for i in range(1, n + 1)])
+            out.append(float(np.linalg.norm(means - means.mean(0), axis=1).mean()))
+        return float(np.mean(out))
+
+    plain = simulate_scene(lab, sensor="aviris_indian_pines", seed=4)
+    fields = simulate_scene(lab, sensor="aviris_indian_pines", seed=4, field_variability=1.0)
+    assert field_spread(fields) > 1.5 * field_spread(plain)
+    assert fields.meta["params"]["field_variability"] == 1.0
+    assert "field_variability" not in plain.meta["params"]
+    again = simulate_scene(lab, sensor="aviris_indian_pines", seed=4, field_variability=0.0)
+    np.testing.assert_array_equal(plain.cube, again.cube)
+    gen = simulate_scene((96, 96), seed=2, num_classes=4, layout_kind="fields",
+                         fields_per_class=4)
+    np.testing.assert_array_equal(gen.labels, lab)
+    assert gen.meta["params"]["layout_kind"] == "fields"
+    with pytest.raises(ValueError, match="field_variability"):
+        simulate_scene(lab, field_variability=-1.0)
+    with pytest.raises(ValueError, match="layout_kind"):
+        simulate_scene((32, 32), layout_kind="hexagons")
+    with pytest.raises(ValueError, match="fields_per_class"):
+        make_layout((96, 96), kind="fields", fields_per_class=0)
+
+
+def test_scene_spec_options_reach_the_simulation() -> None:
+    import importlib
+
+    pt = importlib.import_module("hsizoo.pretrain")
+    s = pt.load_scene_spec("simulated:aviris_indian_pines:64x64x4:1:kind=fields,per_class=2,"
+                           "names=crop,fields=0.5,noise_snr=80")
+    assert s.class_names == ["crop 1", "crop 2", "crop 3", "crop 4"]
+    assert set(s.meta["recipes"].values()) == {"crop", "background"}
+    assert s.meta["params"]["field_variability"] == 0.5 and s.meta["params"]["noise_snr"] == 80
+    assert s.meta["params"]["layout_kind"] == "fields"
+    plain = pt.load_scene_spec("simulated:aviris_indian_pines:64x64x4:1")
+    np.testing.assert_array_equal(plain.cube, simulate_scene(
+        (64, 64), sensor="aviris_indian_pines", seed=1, num_classes=4).cube)
+    for bad, match in (("simulated:enmap:32x32:1:colour=red", "Bad option"),
+                       ("simulated:enmap:32x32:1:fields=lots", "takes a float"),
+                       ("simulated:enmap:salinas:1:names=crop", "generated layout")):
+        with pytest.raises(ValueError, match=match):
+            pt.load_scene_spec(bad)
