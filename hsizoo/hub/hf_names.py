@@ -12,6 +12,12 @@ when no revision is asked for, or the one asked for is the commit that copy was 
 With none of them it raises :class:`~hsizoo.hub.verify.CheckpointNotFoundError` naming what was
 tried and what to do. Every copy is sha256-checked against its config.json; nothing is
 unpickled.
+
+``timm.create_model("hf-hub:...")`` itself gets the same fallback for hsizoo's own repositories
+(those shipped with hsizoo or held in a mirror): :func:`install_timm_fallback` wraps the one
+function timm calls for the config.json, so that when the Hub and the cache cannot give it, the
+local copy is used (with a warning), or a :class:`CheckpointNotFoundError` says what was tried
+and what to do. Any other repository goes through timm untouched, errors included.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from torch import nn
 from hsizoo.hub.fetch import split_hub_id, try_hub_file
 from hsizoo.hub.verify import CONFIG_NAME, WEIGHTS_NAME, CheckpointNotFoundError
 
-__all__ = ["HF_PREFIXES", "is_hf_name", "create_from_hf_name"]
+__all__ = ["HF_PREFIXES", "is_hf_name", "create_from_hf_name", "install_timm_fallback"]
 
 _logger = logging.getLogger(__name__)
 
@@ -107,3 +113,77 @@ def create_from_hf_name(name: str, pretrained: bool = False, **kwargs: Any) -> n
     _logger.warning("%s: the Hub copy is unavailable (%s); loading the local copy %s instead "
                     "(sha256-checked against its config.json)", name, where, local)
     return timm.create_model(f"local-dir:{local}", pretrained=pretrained, **kwargs)
+
+
+def _is_ours(hub_id: str) -> bool:
+    """Whether hsizoo holds a copy of ``hub_id``: shipped with it, or in a configured mirror."""
+    from hsizoo.hub.load import mirror_folders
+    from hsizoo.hub.shipped import shipped_folder
+
+    if shipped_folder(hub_id) is not None:
+        return True
+    name = hub_id.rsplit("/", 1)[-1]
+    return any((m / hub_id / CONFIG_NAME).is_file() or (m / name / CONFIG_NAME).is_file()
+               for m in mirror_folders())
+
+
+def _download_failed(err: BaseException) -> bool:
+    """Errors of fetching a file from the Hub (offline, unreachable, not there), not of parsing."""
+    from huggingface_hub import errors as hf_errors
+
+    from hsizoo.hub.fetch import _is_transport_error
+
+    return isinstance(err, (hf_errors.LocalEntryNotFoundError, hf_errors.HfHubHTTPError,
+                            OSError)) or _is_transport_error(err)
+
+
+def install_timm_fallback() -> bool:
+    """Give ``timm.create_model("hf-hub:...")`` hsizoo's offline fallback for its repositories.
+
+    timm fetches an ``hf-hub:`` name's config.json with
+    ``timm.models._factory.load_model_config_from_hf`` before any hsizoo code runs. This wraps
+    that function (once): when fetching fails for a repository hsizoo holds a copy of, the copy
+    is used as :func:`create_from_hf_name` would (mirror, then the shipped copy at its published
+    commit), or :class:`CheckpointNotFoundError` lists what was tried. Other repositories and
+    other errors reach the caller as timm raises them.
+
+    Returns:
+        Whether the wrapper is in place (False when this timm has no such function).
+    """
+    try:
+        from timm.models import _factory
+        from timm.models._hub import load_model_config_from_path
+    except ImportError:  # pragma: no cover - a timm without the private module
+        return False
+    original = getattr(_factory, "load_model_config_from_hf", None)
+    if original is None:  # pragma: no cover - a timm that moved it
+        return False
+    if getattr(original, "_hsizoo_fallback", False):
+        return True
+
+    def load_model_config_from_hf(model_id: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(model_id, *args, **kwargs)
+        except Exception as err:
+            hub_id, revision = split_hub_id(model_id, None)
+            if not _download_failed(err) or not _is_ours(hub_id):
+                raise
+            tried = [f"Hugging Face Hub {hub_id}@{revision or 'main'}: {type(err).__name__}: "
+                     f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}"]
+            local = _local_copy(hub_id, revision, tried)
+            if local is None:
+                from hsizoo.hub.load import not_found_help
+
+                raise CheckpointNotFoundError(
+                    f"Cannot load hf-hub:{model_id}: its config.json could not be fetched and no "
+                    "usable local copy exists. Tried, in order:\n  - " + "\n  - ".join(tried)
+                    + "\n" + not_found_help(hub_id, hub_id)) from err
+            _logger.warning("hf-hub:%s: the Hub copy is unavailable (%s); loading the local copy "
+                            "%s instead (sha256-checked against its config.json)", model_id,
+                            type(err).__name__, local)
+            return load_model_config_from_path(local)
+
+    load_model_config_from_hf._hsizoo_fallback = True  # type: ignore[attr-defined]
+    load_model_config_from_hf.__wrapped__ = original  # type: ignore[attr-defined]
+    _factory.load_model_config_from_hf = load_model_config_from_hf
+    return True

@@ -229,3 +229,35 @@ def test_a_moved_branch_does_not_change_what_a_pinned_revision_loads(hub, tmp_pa
     with pytest.raises(CheckpointError, match="checksum mismatch"):
         load_pretrained(hsizoo.create_model("s2former_test", num_classes=4),
                         {**pinned, "hf_hub_revision": None})
+
+
+def test_timm_create_model_hf_hub_offline_uses_hsizoo_copy(hub, monkeypatch, caplog) -> None:
+    """timm's own factory gets hsizoo's fallback for hsizoo's repositories (README's example),
+    and only for them: another repository still fails the way timm fails."""
+    import logging
+
+    from huggingface_hub import errors as hf_errors
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with caplog.at_level(logging.WARNING, logger="hsizoo.hub.hf_names"):
+        model = timm.create_model("hf-hub:hsizoo/s2former_tiny.ssl_simulated", pretrained=True)
+    ref = hsizoo.create_model("s2former_tiny.ssl_simulated", pretrained=True)
+    x = _x(WL.size, 7)
+    assert torch.equal(_out(model, x), _out(ref, x)) and hub.requests == []
+    assert "local copy" in caplog.text
+    with pytest.raises(hf_errors.LocalEntryNotFoundError):
+        timm.create_model("hf-hub:me/never-cached", pretrained=True)
+    # A revision the shipped copy was not published as: a clear error, not the wrong weights.
+    with pytest.raises(CheckpointNotFoundError) as e:
+        timm.create_model("hf-hub:hsizoo/s2former_tiny.ssl_simulated@" + "a" * 40,
+                          pretrained=True)
+    msg = str(e.value)
+    assert "Tried, in order" in msg and "a" * 40 in msg and "hsizoo download" in msg
+    # The wrapper is installed once, whatever imports hsizoo.models again.
+    from timm.models import _factory
+
+    from hsizoo.hub.hf_names import install_timm_fallback
+
+    fn = _factory.load_model_config_from_hf
+    assert install_timm_fallback() and _factory.load_model_config_from_hf is fn
+    assert not getattr(fn.__wrapped__, "_hsizoo_fallback", False)
