@@ -98,8 +98,13 @@ class _ClassMix:
 class _Materials:
     """Endmember table of one simulation and the material mix of every class."""
 
-    def __init__(self, lib: SpectralLibrary, rng: np.random.Generator) -> None:
+    def __init__(self, lib: SpectralLibrary, rng: np.random.Generator,
+                 pool: dict[str, int] | None = None) -> None:
         self.lib, self.rng = lib, rng
+        # At most pool[group] distinct picks per cover type; later classes reuse one of them
+        # (crops on the same soils: classes then differ by proportions, not by materials).
+        self.pool = dict(pool or {})
+        self.picked: dict[str, list[np.ndarray]] = {}
         self.rows: list[np.ndarray] = []  # library-wavelength spectra of the table
         self.ids: list[str] = []
         level3 = np.char.lower(lib.metadata["LEVEL_3"].astype(str))
@@ -113,6 +118,14 @@ class _Materials:
         return np.arange(start, len(self.rows))
 
     def _pick(self, group: str) -> np.ndarray:
+        done = self.picked.setdefault(group, [])
+        if group in self.pool and len(done) >= self.pool[group]:
+            return done[int(self.rng.integers(len(done)))]
+        rows = self._pick_new(group)
+        done.append(rows)
+        return rows
+
+    def _pick_new(self, group: str) -> np.ndarray:
         if group == "water":
             return self._add(_water_spectra(self.lib.wavelengths, self.rng, _VARIANTS),
                              ["synthetic:water"] * _VARIANTS)

@@ -166,7 +166,8 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                    illumination: float = 0.12, variability: float = 0.25,
                    class_names: Sequence[str] | None = None, num_classes: int = 8,
                    field_variability: float = 0.0, layout_kind: str = "voronoi",
-                   fields_per_class: int = 1) -> Scene:
+                   fields_per_class: int = 1,
+                   material_pool: int | dict[str, int] | None = None) -> Scene:
     """Simulate a reflectance scene on a class layout from real library spectra.
 
     See the module docstring for the model. Bands of the sensor inside the library's removed
@@ -194,6 +195,10 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
             region of one class; it also draws its own mixture of each slot's spectra.
         layout_kind: Kind of a generated layout (:func:`make_layout`: "voronoi" or "fields").
         fields_per_class: Fields per class of a generated "fields" layout.
+        material_pool: At most this many distinct spectra sets per cover type (an int for
+            every type, or ``{"vegetation": 3, "soil": 1, "npv": 1}``); later classes reuse
+            one of them, so classes differ by their proportions rather than by their materials,
+            as crops on the same soils do. None (default): every class picks its own.
 
     Returns:
         A :class:`~hsizoo.io.scene.Scene` with a float32 (H, W, B) reflectance cube, the
@@ -233,7 +238,7 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
     rng_mat, rng_field, rng_pix, rng_noise, rng_fields = (np.random.default_rng(s)
                                                           for s in seq.spawn(5))
     lib = load_spectral_library()
-    mats = _Materials(lib, rng_mat)
+    mats = _Materials(lib, rng_mat, _pool(material_pool))
     mixes = {0: mats.mix("background")}
     for c in range(1, k + 1):
         mixes[c] = mats.mix(_recipe_for(class_names[c - 1], c - 1))
@@ -281,7 +286,8 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                    "illumination": illumination, "variability": variability,
                    **({"field_variability": field_variability} if field_variability > 0 else {}),
                    **({"layout_kind": layout_kind, "fields_per_class": fields_per_class}
-                      if layout_kind != "voronoi" else {})},
+                      if layout_kind != "voronoi" else {}),
+                   **({"material_pool": _pool(material_pool)} if material_pool else {})},
         **_coverage(lib.wavelengths, preset.wavelengths),
     }
     fwhm = None if preset.fwhm is None else np.array(preset.fwhm)
@@ -289,6 +295,22 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                  valid=np.ones((h, w), dtype=bool), fwhm=fwhm,
                  band_names=list(preset.band_names) if preset.band_names else None,
                  labels=labels, class_names=class_names, sensor=preset.name, meta=meta)
+
+
+def _pool(pool: int | dict[str, int] | None) -> dict[str, int] | None:
+    """``material_pool`` as {cover type: distinct picks}, checked."""
+    from hsizoo.data.materials import _GROUPS
+
+    if pool is None:
+        return None
+    groups = list(_GROUPS) + ["water"]
+    out = dict.fromkeys(groups, pool) if isinstance(pool, int) and not isinstance(pool, bool) \
+        else dict(pool) if isinstance(pool, dict) else None
+    if out is None or any(k not in groups or isinstance(v, bool) or not isinstance(v, int)
+                          or v < 1 for k, v in out.items()):
+        raise ValueError(f"material_pool must be a positive int or a dict of cover type -> "
+                         f"positive int with types among {groups}; got {pool!r}.")
+    return out
 
 
 def _field_effects(mask: np.ndarray, idx: np.ndarray, mix: _ClassMix, std: float,

@@ -27,9 +27,21 @@ def _data_root(root: str | os.PathLike[str] | None) -> Path:
 
 
 _SIM_OPTIONS = {"fields": ("field_variability", float), "kind": ("layout_kind", str),
-                "per_class": ("fields_per_class", int),
+                "per_class": ("fields_per_class", int), "pool": ("material_pool", "pool"),
                 "names": ("names", str), "variability": ("variability", float),
                 "noise_snr": ("noise_snr", float)}
+
+
+def _parse_pool(text: str) -> int | dict[str, int]:
+    """``pool=3`` or ``pool=vegetation3+soil1+npv1``."""
+    import re
+
+    if text.isdigit():
+        return int(text)
+    parts = [re.fullmatch(r"([a-z_]+?)(\d+)", t) for t in text.split("+")]
+    if not parts or any(m is None for m in parts):
+        raise ValueError(text)
+    return {m.group(1): int(m.group(2)) for m in parts if m is not None}
 
 
 def _simulation_options(spec: str, text: str) -> dict[str, Any]:
@@ -42,10 +54,12 @@ def _simulation_options(spec: str, text: str) -> dict[str, Any]:
                              f"one of {', '.join(_SIM_OPTIONS)}.")
         name, kind = _SIM_OPTIONS[key.strip()]
         try:
-            out[name] = kind(value.strip())
+            out[name] = _parse_pool(value.strip()) if kind == "pool" else kind(value.strip())
         except ValueError:
+            what = ("an int or cover types with counts, e.g. vegetation3+soil1+npv1"
+                    if kind == "pool" else f"a {kind.__name__}")
             raise ValueError(f"Bad value in {item!r} of scene spec {spec!r}: {key.strip()} takes "
-                             f"a {kind.__name__}.") from None
+                             f"{what}.") from None
     return out
 
 
@@ -62,7 +76,8 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
           (K classes, default 8), and a seed. An optional fifth part sets more of the
           simulation, ``key=value`` pairs separated by commas: ``fields`` (the scene's
           ``field_variability``), ``kind`` (``voronoi`` or ``fields`` for a generated layout),
-          ``per_class`` (fields per class of a ``fields`` layout),
+          ``per_class`` (fields per class of a ``fields`` layout), ``pool`` (the
+          ``material_pool``: ``3``, or ``vegetation3+soil1+npv1``),
           ``names`` (classes named ``<names> 1`` .. ``<names> K``: ``names=crop`` makes every
           class a crop, as on Indian Pines), ``variability``, ``noise_snr``. Example:
           ``simulated:aviris_indian_pines:145x145x16:3:kind=fields,per_class=4,names=crop,fields=0.6``.

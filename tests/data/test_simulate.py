@@ -347,3 +347,36 @@ def test_scene_spec_options_reach_the_simulation() -> None:
                        ("simulated:enmap:salinas:1:names=crop", "generated layout")):
         with pytest.raises(ValueError, match=match):
             pt.load_scene_spec(bad)
+
+
+def test_material_pool_makes_classes_share_materials() -> None:
+    """With a material pool, classes of one recipe reuse a few library spectra (crops on the
+    same soils) and differ by proportions: fewer distinct library ids, and the classes are
+    harder to tell apart by their mean spectra."""
+    lab = make_layout((96, 96), num_classes=8, seed=5, kind="fields", fields_per_class=2)
+    names = [f"crop {i}" for i in range(1, 9)]
+    own = simulate_scene(lab, sensor="aviris_indian_pines", seed=5, class_names=names)
+    shared = simulate_scene(lab, sensor="aviris_indian_pines", seed=5, class_names=names,
+                            material_pool={"vegetation": 2, "soil": 1, "npv": 1})
+
+    def distinct(scene) -> int:
+        return len({i for c, ids in scene.meta["library_ids"].items() if c != "background"
+                    for i in ids})
+
+    assert distinct(shared) < distinct(own)
+    assert distinct(shared) <= 4
+    assert _nearest_mean_accuracy(shared.cube, lab) < _nearest_mean_accuracy(own.cube, lab)
+    assert shared.meta["params"]["material_pool"] == {"vegetation": 2, "soil": 1, "npv": 1}
+    assert simulate_scene(lab, seed=5, material_pool=2).meta["params"]["material_pool"][
+        "soil"] == 2
+    for bad in (0, {"rock": 1}, {"soil": 0}, "3"):
+        with pytest.raises(ValueError, match="material_pool"):
+            simulate_scene(lab, seed=5, material_pool=bad)
+    import importlib
+
+    pt = importlib.import_module("hsizoo.pretrain")
+    s = pt.load_scene_spec("simulated:aviris_indian_pines:96x96x8:5:kind=fields,per_class=2,"
+                           "names=crop,pool=vegetation2+soil1+npv1")
+    np.testing.assert_array_equal(s.cube, shared.cube)
+    with pytest.raises(ValueError, match="vegetation3"):
+        pt.load_scene_spec("simulated:enmap:32x32:1:pool=lots")
