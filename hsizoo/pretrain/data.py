@@ -45,9 +45,9 @@ def _parse_pool(text: str) -> int | dict[str, int]:
 
 
 def _simulation_options(spec: str, text: str) -> dict[str, Any]:
-    """The ``key=value,...`` fifth part of a simulated scene spec, as simulate_scene keywords."""
+    """The ``key=value/...`` fifth part of a simulated scene spec, as simulate_scene keywords."""
     out: dict[str, Any] = {}
-    for item in filter(None, (t.strip() for t in text.split(","))):
+    for item in filter(None, (t.strip() for t in text.split("/"))):
         key, sep, value = item.partition("=")
         if not sep or key.strip() not in _SIM_OPTIONS:
             raise ValueError(f"Bad option {item!r} in scene spec {spec!r}: use key=value with key "
@@ -74,13 +74,14 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
           a sensor preset, a layout that is either a real label map name (``pavia_university``,
           ``salinas``, ``ksc``, ``indian_pines``) or a generated one ``HxW`` / ``HxWxK``
           (K classes, default 8), and a seed. An optional fifth part sets more of the
-          simulation, ``key=value`` pairs separated by commas: ``fields`` (the scene's
+          simulation, ``key=value`` pairs separated by ``/`` (not commas, which separate scenes in
+          scene lists): ``fields`` (the scene's
           ``field_variability``), ``kind`` (``voronoi`` or ``fields`` for a generated layout),
           ``per_class`` (fields per class of a ``fields`` layout), ``pool`` (the
           ``material_pool``: ``3``, or ``vegetation3+soil1+npv1``),
           ``names`` (classes named ``<names> 1`` .. ``<names> K``: ``names=crop`` makes every
           class a crop, as on Indian Pines), ``variability``, ``noise_snr``. Example:
-          ``simulated:aviris_indian_pines:145x145x16:3:kind=fields,per_class=4,names=crop,fields=0.6``.
+          ``simulated:aviris_indian_pines:145x145x16:3:kind=fields/per_class=3/names=crop/pool=vegetation3+soil1+npv1``.
         * a path to a GeoTIFF / ENVI / .mat file: :func:`hsizoo.io.read_scene`.
 
     Args:

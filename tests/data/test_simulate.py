@@ -333,8 +333,8 @@ def test_scene_spec_options_reach_the_simulation() -> None:
     import importlib
 
     pt = importlib.import_module("hsizoo.pretrain")
-    s = pt.load_scene_spec("simulated:aviris_indian_pines:64x64x4:1:kind=fields,per_class=2,"
-                           "names=crop,fields=0.5,noise_snr=80")
+    s = pt.load_scene_spec("simulated:aviris_indian_pines:64x64x4:1:kind=fields/per_class=2/"
+                           "names=crop/fields=0.5/noise_snr=80")
     assert s.class_names == ["crop 1", "crop 2", "crop 3", "crop 4"]
     assert set(s.meta["recipes"].values()) == {"crop", "background"}
     assert s.meta["params"]["field_variability"] == 0.5 and s.meta["params"]["noise_snr"] == 80
@@ -375,8 +375,8 @@ def test_material_pool_makes_classes_share_materials() -> None:
     import importlib
 
     pt = importlib.import_module("hsizoo.pretrain")
-    s = pt.load_scene_spec("simulated:aviris_indian_pines:96x96x8:5:kind=fields,per_class=2,"
-                           "names=crop,pool=vegetation2+soil1+npv1")
+    s = pt.load_scene_spec("simulated:aviris_indian_pines:96x96x8:5:kind=fields/per_class=2/"
+                           "names=crop/pool=vegetation2+soil1+npv1")
     np.testing.assert_array_equal(s.cube, shared.cube)
     with pytest.raises(ValueError, match="vegetation3"):
         pt.load_scene_spec("simulated:enmap:32x32:1:pool=lots")
