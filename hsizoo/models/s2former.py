@@ -17,13 +17,11 @@ only; this is our reading (DESIGN.md, "S2Former: our reading of the paper"):
   on spectral keys and vice versa), then an MLP per branch.
 * Head: the centre pixel's spatial token concatenated with the mean of the spectral tokens.
 
-timm's interface, and how the two token branches fit it: ``forward_features`` returns a
-(B, P, P, 2D) map in ``output_fmt`` "NHWC" (timm's layout for token models on a grid, as Swin's),
-whose channels at each pixel are that pixel's spatial token followed by the patch's mean spectral
-token (one spectral summary per patch, repeated at every pixel); ``num_features`` = 2D. Its
-``forward_head`` pools by taking the centre pixel (``global_pool="centre"``), which gives exactly
-the head's input above; ``global_pool=""`` keeps the map (a head then classifies every pixel).
-The tokens themselves come from ``forward_tokens`` and ``forward_intermediates``.
+In timm's interface, ``forward_features`` is a (B, P, P, 2D) map, ``output_fmt`` "NHWC" (timm's
+layout for tokens on a grid, as Swin's): at each pixel, its spatial token, then the patch's mean
+spectral token (one per patch, repeated); ``num_features`` = 2D. ``forward_head`` takes the centre
+pixel (``global_pool="centre"``): exactly the head's input above; ``global_pool=""`` keeps the
+map. The tokens themselves come from ``forward_tokens`` and ``forward_intermediates``.
 
 Input is ``x`` of shape (B, bands, P, P) in the sensor's band order, standardised per band
 (:func:`hsizoo.spectral.grid.band_stats`), plus the band centre wavelengths: a tensor (what
@@ -334,16 +332,9 @@ class S2Former(SpectralModelMixin, nn.Module):
 
     def features_from_tokens(self, sp: torch.Tensor, se: torch.Tensor, group_present: torch.Tensor
                              ) -> torch.Tensor:
-        """forward_features' map from normed tokens: (B, P, P, 2D), "NHWC".
-
-        Each pixel's channels are its spatial token, then the mean of the patch's spectral tokens
-        over the groups the sensor covers (the same vector at every pixel of a patch).
-
-        Args:
-            sp: Spatial tokens (B, P*P, D).
-            se: Spectral tokens (B, num_groups, D).
-            group_present: (num_groups,) bool, the groups the sensor covers.
-        """
+        """forward_features' (B, P, P, 2D) "NHWC" map from normed spatial (B, P*P, D) and
+        spectral (B, num_groups, D) tokens and the (num_groups,) presence: each pixel's spatial
+        token, then the mean spectral token over the covered groups (the same at every pixel)."""
         spectral = self._mean_spectral_token(se, group_present)  # (B, 1, D)
         pixels = torch.cat([sp, spectral.expand(-1, sp.shape[1], -1)], dim=-1)
         # (b, h*w, c) -> (b, h, w, c) with torch ops, not einops: timm's FX tests trace forward.
@@ -351,15 +342,8 @@ class S2Former(SpectralModelMixin, nn.Module):
 
     def pool_tokens(self, sp: torch.Tensor, se: torch.Tensor, group_present: torch.Tensor
                     ) -> torch.Tensor:
-        """The centre pixel of :meth:`features_from_tokens`' map, without building the map.
-
-        Equal to ``features_from_tokens(sp, se, group_present)[:, P // 2, P // 2]`` (what
-        ``forward_head`` reads with ``global_pool="centre"``), for the predictors that only
-        ever classify the centre pixel.
-
-        Returns:
-            (B, 2D) pooled features.
-        """
+        """(B, 2D): the centre pixel of :meth:`features_from_tokens`' map (what ``forward_head``
+        reads with ``global_pool="centre"``) without building the map, for the predictors."""
         centre = sp[:, self.patch_size * self.patch_size // 2]
         return torch.cat([centre, self._mean_spectral_token(se, group_present)[:, 0]], dim=-1)
 
@@ -369,11 +353,8 @@ class S2Former(SpectralModelMixin, nn.Module):
 
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                          ) -> torch.Tensor:
-        """The unpooled map (B, P, P, 2D), "NHWC": see :meth:`features_from_tokens`.
-
-        The tokens it is made of come from :meth:`forward_tokens` (spatial (B, P*P, D) and
-        spectral (B, num_groups, D)) or :meth:`forward_intermediates`.
-        """
+        """The unpooled (B, P, P, 2D) "NHWC" map of :meth:`features_from_tokens`; the tokens
+        themselves come from :meth:`forward_tokens` or :meth:`forward_intermediates`."""
         return self.features_from_tokens(*self.forward_tokens(x, wavelengths))
 
     @staticmethod
@@ -386,16 +367,12 @@ class S2Former(SpectralModelMixin, nn.Module):
         return torch.where(keep, se, mean)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool forward_features' map, then classify.
-
-        Args:
-            x: forward_features' map (B, P, P, 2D).
-            pre_logits: Return the pooled features (B, head_hidden_size), before the classifier.
+        """Pool forward_features' map x (B, P, P, 2D), then classify.
 
         Returns:
-            With ``global_pool="centre"``: logits (B, num_classes), or the centre pixel's
-            features (its spatial token and the mean spectral token) when ``pre_logits`` or
-            ``num_classes=0``. With ``global_pool=""``: the same per pixel, (B, P, P, ...).
+            ``global_pool="centre"``: logits (B, num_classes), or the centre pixel's features
+            (B, head_hidden_size) with ``pre_logits`` or ``num_classes=0``; ``""``: the same
+            for every pixel, (B, P, P, ...).
         """
         if self.global_pool:  # "centre"
             x = x[:, self.patch_size // 2, self.patch_size // 2]
@@ -403,8 +380,7 @@ class S2Former(SpectralModelMixin, nn.Module):
         return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
-        """Logits (B, num_classes), or pooled features (B, head_hidden_size) when num_classes=0
-        (with ``global_pool=""``, the same for every pixel: (B, P, P, ...))."""
+        """Logits (B, num_classes), or features when num_classes=0 (see forward_head)."""
         return self.forward_head(self.forward_features(x, wavelengths))
 
     @torch.jit.ignore
