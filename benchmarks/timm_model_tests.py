@@ -12,19 +12,25 @@ registers its models in timm's registry before the test module lists them), and 
 with ``-k "s2former or hybridsn"``. The summary line and the failures are printed; the exit status
 is pytest's.
 
-With timm 1.0.31 and torch 2.14.1: 34 passed, 26 failed (8 passed, 52 failed before the models
-took wavelength tensors and ran without them). Passing: forward, backward, FX forward and
-backward (6 each), forward_features of s2former_small/base, pretrained loading (8). Failing, and
-why (hsizoo's conventions, not bugs):
+With timm 1.0.31 and torch 2.14.1: 48 passed, 12 failed, the 12 being TorchScript (34 passed and
+26 failed before the forward_features layout and feature levels below; 8 passed and 52 failed
+before the models took wavelength tensors and ran without them). What made the last 14 pass:
 
-* test_model_default_cfgs (10): it runs to its shape checks, which expect a CNN's
-  ``forward_features`` (B, num_features, H, W). S2Former's are tokens (B, P*P + groups, D), like
-  the ViTs timm exempts by name (NON_STD_FILTERS); HybridSN's map has channels_2d channels while
-  ``num_features`` is the width of its pooled, dense features (what hsizoo's predictors read).
-* test_model_forward_features (4): s2former_test/tiny have 1 and 2 blocks (the test wants >= 3
-  feature levels); HybridSN's valid 3 x 3 convolutions shrink a 9 x 9 patch to 1 x 1 at
-  reduction 1, which the test reads as a wrong reduction (it exempts inception's valid padding
-  by name).
+* test_model_default_cfgs (10) wants ``forward_features`` to be the unpooled map, in the
+  model's ``output_fmt``, ``pool_size`` wide with ``num_features`` channels, ``forward_head``
+  to pool it, and ``reset_classifier(0, "")`` to keep it. S2Former's is a (B, P, P, 2D) "NHWC"
+  map (each pixel's spatial token, then the patch's mean spectral token) pooled by its centre
+  pixel (``global_pool="centre"``), where it used to be tokens (B, P*P + groups, D); HybridSN's
+  ``num_features`` is its map's channels (channels_2d) and ``head_hidden_size`` the dense
+  layers' width, as MobileNetV3 separates its map from its pre-logits ``conv_head``.
+* test_model_forward_features (4) wants >= 3 feature levels whose sizes follow their reductions.
+  S2Former's levels are its embedding (the stem, as ResNet's) then every block, and
+  s2former_test has 2 blocks (it had 1; no weights are published for it); HybridSN's valid
+  3 x 3 convolutions shrink a 9 x 9 patch to 7, 5, 3, 1, so their reductions are the input side
+  over the map's, 1, 1, 3, 9 (they were all 1, which timm's test reads as off by 2x or more).
+
+Still failing, by design:
+
 * test_model_forward_torchscript and test_model_forward_fx_torchscript (12): TorchScript is not
   supported (``{**kwargs}``, properties, the wavelength input's Python-side checks); use
   torch.compile or torch.export, which are tested in tests/models/test_deploy.py.

@@ -83,18 +83,18 @@ class MaskedS2Former(nn.Module):
         self.contrast_weight = float(contrast_weight)
         self.contrast_temperature = float(contrast_temperature)
         if self.contrast_weight > 0:
-            F_ = int(encoder.num_features)
+            F_ = int(encoder.head_hidden_size)
             self.decoder_proj = nn.Sequential(nn.Linear(F_, 2 * F_), nn.GELU(),
                                               nn.Linear(2 * F_, int(projector_dim)))
 
     def pooled(self, xc: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-        """The encoder's pooled features (b, num_features) of canonical patches, unmasked."""
+        """The encoder's pooled features (b, head_hidden_size) of canonical patches, unmasked."""
         enc = self.encoder
         sp = enc.embed_spatial(xc, present)
         se = enc.embed_spectral(xc, present)
         sp, se, gp = enc.encode(sp, se, enc.group_presence(present))
-        return enc.forward_head(torch.cat([sp, enc._fill_missing_groups(se, gp)], dim=1),
-                                pre_logits=True)
+        # forward_head(..., pre_logits=True) with its centre pooling, from the tokens.
+        return enc.head_drop(enc.pool_tokens(sp, se, gp))
 
     def _contrast(self, b: SubBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Symmetric InfoNCE between the two views, as (sum over pairs, number of pairs)."""

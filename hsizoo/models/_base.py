@@ -15,7 +15,7 @@ count (a shape) and finiteness (a runtime assert) can be checked.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -244,10 +244,31 @@ class SpectralModelMixin:
         """Resample (B, bands, ...) onto the canonical grid: (B, G, ...) and presence (G,)."""
         return self.spectral_input.canonicalize(x, wavelengths)
 
+    #: timm's ``global_pool`` values the model takes, its default first, each with what it
+    #: does (for the error message); set by each model.
+    global_pools: ClassVar[dict[str, str]] = {}
+
+    def _check_global_pool(self, global_pool: str) -> str:
+        """``global_pool`` if this model takes it, else a ValueError listing what it takes."""
+        if global_pool not in self.global_pools:
+            known = "; ".join(f"{k!r}: {v}" for k, v in self.global_pools.items())
+            raise ValueError(f"{type(self).__name__} takes global_pool = one of {known}; got "
+                             f"{global_pool!r}.")
+        return global_pool
+
+    @property
+    def head_in_features(self) -> int:
+        """Width the classifier reads: ``head_hidden_size`` (a model whose pre-logits stage
+        needs the pooled features overrides this for ``global_pool=""``)."""
+        return self.head_hidden_size
+
     @property
     def model_args(self) -> dict[str, Any]:
         """JSON-able constructor arguments that rebuild this model (head included)."""
-        return {**self._arch_args, "num_classes": self.num_classes}
+        args = {**self._arch_args, "num_classes": self.num_classes}
+        if self.global_pool != next(iter(self.global_pools)):  # only when not the default
+            args["global_pool"] = self.global_pool
+        return args
 
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -255,12 +276,21 @@ class SpectralModelMixin:
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         """Replace the head with a fresh one for ``num_classes`` classes (0 removes it).
 
-        The new head takes the device, dtype and training mode of the model.
+        Args:
+            num_classes: Classes of the new head; 0 for none (``forward`` returns features).
+            global_pool: The pooling of ``forward_head`` (see the model's ``global_pools``);
+                None keeps the current one, ``""`` none (``forward`` returns
+                ``forward_features``' map when ``num_classes`` is 0).
+
+        The new head reads ``head_in_features`` features and takes the device, dtype and
+        training mode of the model.
         """
+        if global_pool is not None:
+            self.global_pool = self._check_global_pool(global_pool)
         self.num_classes = num_classes
         if num_classes > 0:
             ref = next(self.parameters())
-            self.head = nn.Linear(self.num_features, num_classes, device=ref.device,
+            self.head = nn.Linear(self.head_in_features, num_classes, device=ref.device,
                                   dtype=ref.dtype)
             self._init_weights(self.head)
             self.head.train(self.training)

@@ -23,7 +23,7 @@ class SpectralFeatureGetterNet(FeatureGetterNet):
 
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                 ) -> list[torch.Tensor]:
-        """Per-block features of ``x`` (B, bands, P, P), in ``feature_info`` order."""
+        """Per-level features of ``x`` (B, bands, P, P), in ``feature_info`` order."""
         return self.model.forward_intermediates(
             x, wavelengths, indices=self.out_indices, norm=self.norm,
             output_fmt=str(getattr(self.output_fmt, "value", self.output_fmt)),
@@ -38,7 +38,7 @@ def pop_feature_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
 
     Returns:
         The arguments for :func:`wrap_features` when ``features_only=True`` was given, else None.
-        ``out_indices`` defaults to every block (None).
+        ``out_indices`` defaults to every level of ``feature_info`` (None).
     """
     features = bool(kwargs.pop("features_only", False))
     cfg = {k: kwargs.pop(k) for k in ("out_indices", "feature_cls", "output_fmt", "norm")
@@ -46,7 +46,7 @@ def pop_feature_kwargs(kwargs: dict[str, Any]) -> dict[str, Any] | None:
     if not features:
         return None
     if cfg.pop("feature_cls", "getter") not in ("getter", SpectralFeatureGetterNet):
-        raise ValueError("hsizoo models support only feature_cls='getter' (per-block features "
+        raise ValueError("hsizoo models support only feature_cls='getter' (per-level features "
                          "through forward_intermediates).")
     cfg.setdefault("out_indices", None)
     return cfg

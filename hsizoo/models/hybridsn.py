@@ -20,6 +20,14 @@ What this implementation changes, and why:
 
 Input is ``x`` of shape (B, bands, P, P) standardised per band, plus the band centre wavelengths,
 exactly as for :class:`hsizoo.models.S2Former`.
+
+timm's interface follows its CNNs with a pre-logits stage (MobileNetV3's ``conv_head``):
+``forward_features`` is the 2-D convolution's map (B, channels_2d, P - 8, P - 8), so
+``num_features`` = channels_2d; ``forward_head`` flattens it through the dense layers
+(``global_pool="flatten"``, the paper's head), whose width is ``head_hidden_size``;
+``global_pool=""`` keeps the map, and a classifier then reads each pixel's channels (a 1 x 1
+convolution, as timm's ``ClassifierHead(use_conv=True)``): the dense layers, which read the whole
+flattened map, are not used.
 """
 from __future__ import annotations
 
@@ -74,8 +82,10 @@ class HybridSN(SpectralModelMixin, nn.Module):
         channels_3d: Filters of the three 3-D convolutions.
         spectral_kernels: Spectral extent of the three 3-D kernels.
         channels_2d: Filters of the 2-D convolution.
-        hidden: Widths of the dense layers; the last is ``num_features``.
+        hidden: Widths of the dense layers; the last is ``head_hidden_size``.
         drop_rate: Dropout after each dense layer (the paper's 0.4).
+        global_pool: ``forward_head``'s reading of the map: ``"flatten"`` (through the dense
+            layers) or ``""`` (none: the map itself, classified pixel by pixel).
         grid: (start, stop, step) of the canonical grid in nm.
         sensor: Sensor preset whose wavelengths are used when forward gets none.
         wavelengths: Default band centres (nm) used when forward gets none.
@@ -83,6 +93,10 @@ class HybridSN(SpectralModelMixin, nn.Module):
             the bands, ``patch_size`` the side.
         device, dtype: Where and in which dtype to create the parameters (timm's factory).
     """
+
+    global_pools = {"flatten": "the map flattened through the dense layers, the paper's head",
+                    "": "no pooling, forward_features' (B, channels_2d, P - 8, P - 8) map, "
+                        "classified pixel by pixel"}
 
     def __init__(
         self,
@@ -97,6 +111,7 @@ class HybridSN(SpectralModelMixin, nn.Module):
         grid: Sequence[float] = CANONICAL_GRID,
         sensor: str | None = None,
         wavelengths: Sequence[float] | None = None,
+        global_pool: str = "flatten",
         in_chans: int | None = None,
         img_size: Any = None,
         device: Any = None,
@@ -114,6 +129,7 @@ class HybridSN(SpectralModelMixin, nn.Module):
         if depth_out < 1:
             raise ValueError(f"num_components ({num_components}) must exceed the summed spectral "
                              f"kernel extents minus 3 ({sum(spectral_kernels) - 3}).")
+        self.global_pool = self._check_global_pool(global_pool)
         self.num_classes = num_classes
         self.patch_size = patch_size
         self.num_components = num_components
@@ -149,18 +165,24 @@ class HybridSN(SpectralModelMixin, nn.Module):
             ConvBN2d(c3 * depth_out, channels_2d, 3),
         ])
         # timm's per-block features (features_only=True): each 3-D stage's (C, D) folded into
-        # channels as the 2-D stage sees them; valid convolutions, no stride (reduction 1).
+        # channels as the 2-D stage sees them. The convolutions have stride 1 but no padding,
+        # so block i's map is P - 2(i + 1) pixels wide: its reduction is the input side over
+        # the map's (P // side, the input size being fixed), which is what timm's users and
+        # tests compute sizes from (input / reduction), not a stride; offsets are i + 1 pixels.
         depths = [num_components - k1 + 1, num_components - k1 - k2 + 2, depth_out]
-        self.feature_info = [dict(module=f"blocks.{i}", num_chs=c * d, reduction=1)
-                             for i, (c, d) in enumerate(zip((c1, c2, c3), depths))]
-        self.feature_info.append(dict(module="blocks.3", num_chs=channels_2d, reduction=1))
+        chans = [c * d for c, d in zip((c1, c2, c3), depths)] + [channels_2d]
+        self.feature_info = [dict(module=f"blocks.{i}", num_chs=ch,
+                                  reduction=patch_size // (patch_size - 2 * (i + 1)))
+                             for i, ch in enumerate(chans)]
         dims = [channels_2d * side * side, *(int(h) for h in hidden)]
         layers: list[nn.Module] = []
         for i in range(len(hidden)):
             layers += [nn.Linear(dims[i], dims[i + 1]), nn.ReLU(inplace=True), nn.Dropout(drop_rate)]
         self.fc = nn.Sequential(*layers)
-        self.num_features = self.head_hidden_size = dims[-1]
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        # timm's widths: forward_features' channels, and the dense layers' (pre-logits) output.
+        self.num_features, self.head_hidden_size = channels_2d, dims[-1]
+        self.head = (nn.Linear(self.head_in_features, num_classes) if num_classes > 0
+                     else nn.Identity())
         self.apply(self._init_weights)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
@@ -246,12 +268,32 @@ class HybridSN(SpectralModelMixin, nn.Module):
         return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Flatten the feature map, dense layers, then the classifier."""
-        feats = self.fc(x.flatten(1))
-        return feats if pre_logits else self.head(feats)
+        """Flatten the feature map through the dense layers, then the classifier.
+
+        Args:
+            x: forward_features' map (B, channels_2d, P - 8, P - 8).
+            pre_logits: Return the dense layers' output (B, head_hidden_size).
+
+        Returns:
+            Logits (B, num_classes), or (B, head_hidden_size) features when ``pre_logits`` or
+            ``num_classes=0``. With ``global_pool=""``: the map itself, or logits per pixel
+            (B, num_classes, P - 8, P - 8).
+        """
+        if not self.global_pool:  # no pooling: a classifier reads each pixel's channels
+            if pre_logits or self.num_classes == 0:
+                return x
+            return self.head(x.movedim(1, -1)).movedim(-1, 1)
+        x = self.fc(x.flatten(1))  # "flatten"
+        return x if pre_logits else self.head(x)
+
+    @property
+    def head_in_features(self) -> int:
+        """The classifier's width: the dense layers' output, or with ``global_pool=""`` (which
+        skips them) a pixel's channels, ``num_features``."""
+        return self.head_hidden_size if self.global_pool else self.num_features
 
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
-        """Logits (B, num_classes), or features (B, num_features) when num_classes=0."""
+        """Logits (B, num_classes), or features (B, head_hidden_size) when num_classes=0."""
         return self.forward_head(self.forward_features(x, wavelengths))
 
 def _create_hybridsn(variant: str, pretrained: bool = False, **kwargs: Any) -> HybridSN:

@@ -17,6 +17,12 @@ only; this is our reading (DESIGN.md, "S2Former: our reading of the paper"):
   on spectral keys and vice versa), then an MLP per branch.
 * Head: the centre pixel's spatial token concatenated with the mean of the spectral tokens.
 
+In timm's interface, ``forward_features`` is a (B, P, P, 2D) map, ``output_fmt`` "NHWC" (timm's
+layout for tokens on a grid, as Swin's): at each pixel, its spatial token, then the patch's mean
+spectral token (one per patch, repeated); ``num_features`` = 2D. ``forward_head`` takes the centre
+pixel (``global_pool="centre"``): exactly the head's input above; ``global_pool=""`` keeps the
+map. The tokens themselves come from ``forward_tokens`` and ``forward_intermediates``.
+
 Input is ``x`` of shape (B, bands, P, P) in the sensor's band order, standardised per band
 (:func:`hsizoo.spectral.grid.band_stats`), plus the band centre wavelengths: a tensor (what
 ``torch.compile`` and ``torch.export`` take as an input), a sequence, or none (the model's
@@ -62,10 +68,15 @@ class S2Former(SpectralModelMixin, nn.Module):
         drop_rate: Dropout in MLPs and projections, and before the head.
         attn_drop_rate: Attention dropout.
         drop_path_rate: Stochastic depth, linearly increasing over blocks.
+        global_pool: ``forward_head``'s pooling of ``forward_features``' map: ``"centre"``
+            (the centre pixel, what the classifier reads) or ``""`` (none: the map itself).
         in_chans, img_size: Accepted for timm compatibility and ignored: wavelengths define
             the bands, ``patch_size`` the side.
         device, dtype: Where and in which dtype to create the parameters (timm's factory).
     """
+
+    global_pools = {"centre": "the centre pixel's features, what the classifier reads",
+                    "": "no pooling, forward_features' (B, P, P, 2D) map"}
 
     def __init__(
         self,
@@ -84,6 +95,7 @@ class S2Former(SpectralModelMixin, nn.Module):
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         drop_path_rate: float = 0.0,
+        global_pool: str = "centre",
         in_chans: int | None = None,
         img_size: Any = None,
         device: Any = None,
@@ -93,6 +105,8 @@ class S2Former(SpectralModelMixin, nn.Module):
         if patch_size % 2 == 0 or center_size % 2 == 0 or center_size > patch_size:
             raise ValueError(f"patch_size ({patch_size}) and center_size ({center_size}) must be "
                              "odd, with center_size <= patch_size, so that a centre pixel exists.")
+        self.global_pool = self._check_global_pool(global_pool)
+        self.output_fmt = "NHWC"  # forward_features' layout (timm reads it)
         self.num_classes = num_classes
         self.patch_size = patch_size
         self.center_size = center_size
@@ -134,10 +148,13 @@ class S2Former(SpectralModelMixin, nn.Module):
             DualBlock(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, dpr[i])
             for i in range(depth)
         ])
-        # timm's per-block features (features_only=True, forward_intermediates): the spatial
-        # tokens of each block as a (D, P, P) map; patches are not downsampled (reduction 1).
-        self.feature_info = [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=1)
-                             for i in range(depth)]
+        # timm's feature levels (features_only=True, forward_intermediates): the embedded
+        # spatial tokens before the blocks (the stem, as ResNet exposes its stem: each pixel's
+        # spectral embedding plus its position), then those of each block, as (D, P, P) maps;
+        # patches are never downsampled (reduction 1).
+        self.feature_info = [dict(module="pixel_embed", num_chs=embed_dim, reduction=1)]
+        self.feature_info += [dict(module=f"blocks.{i}", num_chs=embed_dim, reduction=1)
+                              for i in range(depth)]
         self.norm_sp = nn.LayerNorm(embed_dim, eps=1e-6)
         self.norm_se = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head_drop = nn.Dropout(drop_rate)
@@ -252,15 +269,18 @@ class S2Former(SpectralModelMixin, nn.Module):
         intermediates_only: bool = False,
         return_spectral_tokens: bool = False,
     ) -> list[Any] | tuple[torch.Tensor, list[Any]]:
-        """Per-block features, timm's ``forward_intermediates`` convention (as in its ViT).
+        """Per-level features, timm's ``forward_intermediates`` convention (as in its ViT).
+
+        The levels are those of ``feature_info``: level 0 is the embedded tokens before the
+        blocks (the stem), level i + 1 the output of block i.
 
         Args:
             x: (B, bands, P, P) standardised patches.
             wavelengths: Band centres in nm; the model's default if None.
-            indices: Blocks to take: the last n if an int, these if a sequence (negative from
+            indices: Levels to take: the last n if an int, these if a sequence (negative from
                 the end), all if None.
             norm: Apply the final norms to the intermediates.
-            stop_early: Stop after the last block taken (then the final features are not
+            stop_early: Stop after the last level taken (then the final features are not
                 those of the whole model).
             output_fmt: ``"NCHW"``: spatial tokens as a (B, D, P, P) map; ``"NLC"``: (B, P*P, D).
             intermediates_only: Return only the intermediates.
@@ -273,47 +293,69 @@ class S2Former(SpectralModelMixin, nn.Module):
         """
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}.")
-        take, max_index = feature_take_indices(len(self.blocks), indices)
+        take, max_index = feature_take_indices(len(self.blocks) + 1, indices)
         sp, se, gp = self._embed(x, wavelengths)
         keep = gp.view(1, -1).expand(se.shape[0], -1)
-        blocks = self.blocks[:max_index + 1] if stop_early else self.blocks
         inter: list[Any] = []
+
+        def add(sp: torch.Tensor, se: torch.Tensor) -> None:
+            a, b = (self.norm_sp(sp), self.norm_se(se)) if norm else (sp, se)
+            if output_fmt == "NCHW":
+                a = a.unflatten(1, (self.patch_size, -1)).permute(0, 3, 1, 2)  # b d h w
+            inter.append((a, self._fill_missing_groups(b, gp)) if return_spectral_tokens else a)
+
+        if 0 in take:
+            add(sp, se)
+        blocks = self.blocks[:max_index] if stop_early else self.blocks
         for i, blk in enumerate(blocks):
             sp, se = self._run_block(blk, sp, se, keep)
-            if i in take:
-                a, b = (self.norm_sp(sp), self.norm_se(se)) if norm else (sp, se)
-                if output_fmt == "NCHW":
-                    a = a.unflatten(1, (self.patch_size, -1)).permute(0, 3, 1, 2)
-                inter.append((a, self._fill_missing_groups(b, gp)) if return_spectral_tokens else a)
+            if i + 1 in take:
+                add(sp, se)
         if intermediates_only:
             return inter
-        final = torch.cat([self.norm_sp(sp), self._fill_missing_groups(self.norm_se(se), gp)], 1)
-        return final, inter
+        return self.features_from_tokens(self.norm_sp(sp), self.norm_se(se), gp), inter
 
     def prune_intermediate_layers(self, indices: int | Sequence[int] = 1, prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
-        """Drop the blocks after the last one in ``indices`` (and the norms, the head).
+        """Drop the blocks after the last level in ``indices`` (and the norms, the head).
 
         Returns:
-            The absolute indices kept.
+            The absolute level indices kept (level 0 is the stem, level i + 1 block i).
         """
-        take, max_index = feature_take_indices(len(self.blocks), indices)
-        self.blocks = self.blocks[:max_index + 1]
+        take, max_index = feature_take_indices(len(self.blocks) + 1, indices)
+        self.blocks = self.blocks[:max_index]
         if prune_norm:
             self.norm_sp, self.norm_se = nn.Identity(), nn.Identity()
         if prune_head:
             self.reset_classifier(0)
         return take
 
+    def features_from_tokens(self, sp: torch.Tensor, se: torch.Tensor, group_present: torch.Tensor
+                             ) -> torch.Tensor:
+        """forward_features' (B, P, P, 2D) "NHWC" map from normed spatial (B, P*P, D) and
+        spectral (B, num_groups, D) tokens and the (num_groups,) presence: each pixel's spatial
+        token, then the mean spectral token over the covered groups (the same at every pixel)."""
+        spectral = self._mean_spectral_token(se, group_present)  # (B, 1, D)
+        pixels = torch.cat([sp, spectral.expand(-1, sp.shape[1], -1)], dim=-1)
+        # (b, h*w, c) -> (b, h, w, c) with torch ops, not einops: timm's FX tests trace forward.
+        return pixels.unflatten(1, (self.patch_size, -1))
+
+    def pool_tokens(self, sp: torch.Tensor, se: torch.Tensor, group_present: torch.Tensor
+                    ) -> torch.Tensor:
+        """(B, 2D): the centre pixel of :meth:`features_from_tokens`' map (what ``forward_head``
+        reads with ``global_pool="centre"``) without building the map, for the predictors."""
+        centre = sp[:, self.patch_size * self.patch_size // 2]
+        return torch.cat([centre, self._mean_spectral_token(se, group_present)[:, 0]], dim=-1)
+
+    def _mean_spectral_token(self, se: torch.Tensor, group_present: torch.Tensor) -> torch.Tensor:
+        # The head's spectral summary (DESIGN.md, S2Former 6): (B, 1, D).
+        return self._fill_missing_groups(se, group_present).mean(1, keepdim=True)
+
     def forward_features(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None
                          ) -> torch.Tensor:
-        """Tokens (B, P*P + num_groups, D): spatial tokens, then spectral tokens.
-
-        Tokens of groups the sensor does not cover are replaced by the mean of the covered ones,
-        so that any pooling over the spectral tokens sees only real data.
-        """
-        sp, se, gp = self.forward_tokens(x, wavelengths)
-        return torch.cat([sp, self._fill_missing_groups(se, gp)], dim=1)
+        """The unpooled (B, P, P, 2D) "NHWC" map of :meth:`features_from_tokens`; the tokens
+        themselves come from :meth:`forward_tokens` or :meth:`forward_intermediates`."""
+        return self.features_from_tokens(*self.forward_tokens(x, wavelengths))
 
     @staticmethod
     def _fill_missing_groups(se: torch.Tensor, gp: torch.Tensor) -> torch.Tensor:
@@ -325,14 +367,20 @@ class S2Former(SpectralModelMixin, nn.Module):
         return torch.where(keep, se, mean)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Pool tokens from forward_features: centre spatial token + mean spectral token."""
-        n_sp = self.patch_size * self.patch_size
-        feats = torch.cat([x[:, n_sp // 2], x[:, n_sp:].mean(1)], dim=-1)
-        feats = self.head_drop(feats)
-        return feats if pre_logits else self.head(feats)
+        """Pool forward_features' map x (B, P, P, 2D), then classify.
+
+        Returns:
+            ``global_pool="centre"``: logits (B, num_classes), or the centre pixel's features
+            (B, head_hidden_size) with ``pre_logits`` or ``num_classes=0``; ``""``: the same
+            for every pixel, (B, P, P, ...).
+        """
+        if self.global_pool:  # "centre"
+            x = x[:, self.patch_size // 2, self.patch_size // 2]
+        x = self.head_drop(x)
+        return x if pre_logits else self.head(x)
 
     def forward(self, x: torch.Tensor, wavelengths: Sequence[float] | None = None) -> torch.Tensor:
-        """Logits (B, num_classes), or pooled features (B, num_features) when num_classes=0."""
+        """Logits (B, num_classes), or features when num_classes=0 (see forward_head)."""
         return self.forward_head(self.forward_features(x, wavelengths))
 
     @torch.jit.ignore
@@ -421,8 +469,12 @@ default_cfgs = generate_default_cfgs({
 
 @register_model
 def s2former_test(pretrained: bool = False, **kwargs: Any) -> S2Former:
-    """Tiny S2Former for fast tests (D=16, 1 block, 5 x 5 patches)."""
-    cfg = dict(patch_size=5, embed_dim=16, depth=1, num_heads=2, group_size=16, center_size=3)
+    """Tiny S2Former for fast tests (D=16, 2 blocks, 5 x 5 patches).
+
+    Two blocks, not one, so that ``features_only=True`` has timm's minimum of three levels
+    (the stem and two blocks); no weights are published for it.
+    """
+    cfg = dict(patch_size=5, embed_dim=16, depth=2, num_heads=2, group_size=16, center_size=3)
     return _create_s2former("s2former_test", pretrained, cfg, **kwargs)
 
 

@@ -97,7 +97,7 @@ class SharedPredictor:
             pre_logits: Return pooled features instead of logits.
 
         Returns:
-            (N, num_classes) logits, or (N, num_features) features.
+            (N, num_classes) logits, or (N, head_hidden_size) features.
         """
         return self._forward(self._window(xc, tok, present), rows, cols, pre_logits)
 
@@ -138,8 +138,9 @@ class SharedPredictor:
         centre = xc[:, rr[:, o:o + c], cc[:, :, o:o + c]]  # (G, N, c, c)
         se = self._embed_centre(rearrange(centre, "g n h w -> n g h w"), present)
         sp, se, gp = m.encode(sp, se, m.group_presence(present))
-        feats = torch.cat([sp, m._fill_missing_groups(se, gp)], dim=1)
-        return m.forward_head(feats, pre_logits=pre_logits)
+        # forward_head's centre pooling, read from the tokens without building the whole map.
+        feats = m.head_drop(m.pool_tokens(sp, se, gp))
+        return feats if pre_logits else m.head(feats)
 
     def _embed_centre(self, centre: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """S2Former.embed_spectral on the c x c centres directly (no P x P patch needed)."""
@@ -186,7 +187,7 @@ class SharedPredictor:
                 if progress is not None:
                     progress.update(int(out[-1].shape[0]))
             if not out:
-                dim = self.model.num_features if pre_logits else self.model.num_classes
+                dim = self.model.head_hidden_size if pre_logits else self.model.num_classes
                 return torch.zeros(0, dim)
             return torch.cat(out)
         finally:

@@ -80,7 +80,7 @@ def test_timm_create_model_works_after_import() -> None:
 def test_flops_per_pixel_counts_the_patch_forward() -> None:
     wl = get_sensor("aviris_indian_pines").wavelengths
     small = create_model("s2former_test")
-    deeper = create_model("s2former_test", depth=2)
+    deeper = create_model("s2former_test", depth=3)
     f1 = count_flops_per_pixel(small, wl)
     assert f1 > 0 and f1 == count_flops_per_pixel(small, wl)  # deterministic
     assert small.training  # mode restored

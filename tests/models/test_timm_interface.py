@@ -28,16 +28,18 @@ def _x(model: torch.nn.Module, n: int = 2) -> torch.Tensor:
 # ----------------------------------------------------------------------- features_only
 
 @pytest.mark.parametrize("name", ["s2former_test", "s2former_tiny", "hybridsn_test"])
-def test_features_only_gives_per_block_maps_described_by_feature_info(name: str) -> None:
+def test_features_only_gives_per_level_maps_described_by_feature_info(name: str) -> None:
     model = timm.create_model(name, features_only=True).eval()
     base = timm.create_model(name).eval()
     depth = len(base.blocks)
     info = model.feature_info
-    assert info.module_name() == [f"blocks.{i}" for i in range(depth)]
+    # S2Former: the embedding (stem), then every block; HybridSN: its four convolutions.
+    stem = ["pixel_embed"] if name.startswith("s2former") else []
+    assert info.module_name() == stem + [f"blocks.{i}" for i in range(depth)]
     assert info.channels() == [d["num_chs"] for d in base.feature_info]
     with torch.no_grad():
         feats = model(_x(base), WL)
-    assert len(feats) == depth
+    assert len(feats) == len(info.channels()) >= 3  # timm's minimum of feature levels
     assert [f.shape[1] for f in feats] == info.channels()
     assert all(f.ndim == 4 and f.shape[0] == 2 for f in feats)
     assert "num_classes" not in model.pretrained_cfg  # timm's feature pretrained_cfg
@@ -46,17 +48,25 @@ def test_features_only_gives_per_block_maps_described_by_feature_info(name: str)
 def test_features_only_out_indices_prunes_and_matches_the_full_model() -> None:
     full = create_model("s2former_tiny.ssl_simulated", pretrained=True).eval()
     feats = create_model("s2former_tiny.ssl_simulated", pretrained=True, features_only=True,
-                         out_indices=(0,)).eval()
+                         out_indices=(1,)).eval()  # level 1: block 0 (level 0 is the stem)
     assert len(feats.model.blocks) == 1 and feats.feature_info.module_name() == ["blocks.0"]
+    stem = create_model("s2former_tiny.ssl_simulated", pretrained=True, features_only=True,
+                        out_indices=(0,)).eval()
+    assert len(stem.model.blocks) == 0 and stem.feature_info.module_name() == ["pixel_embed"]
     x = _x(full)
     with torch.no_grad():
         (f0,) = feats(x, WL)
+        (s0,) = stem(x, WL)
         final, inter = full.forward_intermediates(x, WL)
         assert torch.equal(final, full.forward_features(x, WL))
+        sp, _, _ = full._embed(x, WL)  # the embedded spatial tokens, before any block
+    assert len(inter) == len(full.blocks) + 1
     assert f0.shape == (2, full.embed_dim, full.patch_size, full.patch_size)
-    assert torch.allclose(f0, inter[0], atol=1e-6)
+    assert torch.allclose(f0, inter[1], atol=1e-6)
+    assert torch.allclose(s0, inter[0], atol=1e-6)
+    assert torch.allclose(s0.flatten(2).transpose(1, 2), sp, atol=1e-6)
     # Pretrained weights were loaded before wrapping: the features are not those of a fresh model.
-    fresh = create_model("s2former_tiny", features_only=True, out_indices=(0,)).eval()
+    fresh = create_model("s2former_tiny", features_only=True, out_indices=(1,)).eval()
     with torch.no_grad():
         assert not torch.allclose(fresh(x, WL)[0], f0)
 
@@ -69,13 +79,14 @@ def test_forward_intermediates_formats_and_spectral_tokens() -> None:
                                           intermediates_only=True)
         both = model.forward_intermediates(x, WL, indices=[-1], norm=True,
                                            return_spectral_tokens=True, intermediates_only=True)
-        tokens = model.forward_features(x, WL)
-    n_sp = model.patch_size ** 2
-    assert nlc[0].shape == (2, n_sp, model.embed_dim)
+        fmap = model.forward_features(x, WL)  # (B, P, P, 2D)
+    n_sp, D = model.patch_size ** 2, model.embed_dim
+    assert nlc[0].shape == (2, n_sp, D)
     sp_map, se = both[0]
-    # With the final norms, the last block's intermediates are forward_features' tokens.
-    assert torch.allclose(sp_map.flatten(2).transpose(1, 2), tokens[:, :n_sp], atol=1e-6)
-    assert torch.allclose(se, tokens[:, n_sp:], atol=1e-6)
+    # With the final norms, the last block's intermediates are what forward_features' map is
+    # made of: each pixel's spatial token, then the mean spectral token.
+    assert torch.allclose(sp_map.permute(0, 2, 3, 1), fmap[..., :D], atol=1e-6)
+    assert torch.allclose(se.mean(1)[:, None, None].expand(-1, 5, 5, -1), fmap[..., D:], atol=1e-6)
     with pytest.raises(ValueError, match="output_fmt"):
         model.forward_intermediates(x, WL, output_fmt="NHWC")
     with pytest.raises(AssertionError, match="out of range"):
