@@ -25,9 +25,9 @@ def _data(b: int = 12, lo: float = 450.0, hi: float = 2300.0, h: int = 9, w: int
 def _model(**kw) -> torch.nn.Module:
     torch.manual_seed(0)
     model = timm.create_model("s2former_test", num_classes=3, **kw).eval()
-    with torch.no_grad():  # non-trivial norms, so that folding them is tested
+    with torch.no_grad():  # non-trivial norms and biases, so that folding them is tested
         for name, p in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name or name.endswith(".bias"):
                 p.add_(0.3 * torch.randn_like(p))
     return model
 
