@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def _run(tree: Path, threads: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
+    # The extracted old tree is not beside ../shared, where the package finds the scene layouts.
+    data = ROOT.parent / "shared" / "data" / "hsi"
+    if "HSIZOO_DATA_DIR" not in env and data.is_dir():
+        env["HSIZOO_DATA_DIR"] = str(data)
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "predict_target.py"),
                           "--no-record"], env=env, cwd=ROOT, check=True, capture_output=True,
                          text=True).stdout
