@@ -3,6 +3,7 @@ shared-computation path against the naive per-patch path, same model, same run.
 
     python benchmarks/predict_target.py            # prints one JSON line, appends it to
                                                    # benchmarks/results/predict_target.jsonl
+    python benchmarks/predict_target.py --no-record  # prints it only (predict_target_ab.py)
 
 The scene is simulated ROSIS on the real Pavia University layout; the model is
 ``s2former_tiny.ssl_indianpines`` with a 9-class head (the head's weights do not change the
@@ -12,6 +13,7 @@ time). Naive: one ``model(x)`` per pixel (batch 1) on 300 random pixels; shared:
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -27,6 +29,10 @@ from hsizoo.spectral.grid import band_stats
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-record", action="store_true",
+                    help="print the JSON line without appending it to the results file")
+    args = ap.parse_args()
     sim = hsizoo.simulate_scene("pavia_university", sensor="rosis", seed=0)
     net = hsizoo.create_model("s2former_tiny.ssl_indianpines", pretrained=True,
                               num_classes=9).eval()
@@ -49,7 +55,9 @@ def main() -> None:
                shared_px_s=round(shared, 1), shared_over_naive=round(shared / naive, 1),
                threads=torch.get_num_threads(), torch=torch.__version__,
                cpu=platform.processor() or platform.machine())
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    if args.no_record:
+        return
     path = Path(__file__).parent / "results" / "predict_target.jsonl"
     with path.open("a") as f:
         f.write(json.dumps(out) + "\n")

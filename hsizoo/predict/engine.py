@@ -51,11 +51,15 @@ class SharedPredictor:
             the forward passes (:mod:`hsizoo.runtime.device`); outputs are float32 either way.
         fused: Run the blocks the fused way (:mod:`hsizoo.predict.fused`) when the model allows
             it; False runs the model's own blocks (the reference the tests compare with).
+        cpu_workers: On a CPU, forward passes run on this many Python threads of one torch
+            thread each (:mod:`hsizoo.predict.parallel`); None = torch's thread count at the
+            time of the call, 1 = in the calling thread with torch's intra-op threads. The
+            outputs are the same for every number of workers.
     """
 
     def __init__(self, model: torch.nn.Module, wavelengths: Sequence[float],
                  batch_size: int = 1024, precision: str | None = "fp32",
-                 fused: bool = True) -> None:
+                 fused: bool = True, cpu_workers: int | None = None) -> None:
         from hsizoo.runtime.device import resolve_precision
 
         self.model = model
@@ -65,6 +69,10 @@ class SharedPredictor:
         self.wavelengths = np.asarray(wavelengths, dtype=np.float64)
         self.batch_size = int(batch_size)
         self.fused = bool(fused)
+        if cpu_workers is not None and int(cpu_workers) < 1:
+            raise ValueError(f"cpu_workers={cpu_workers}: give 1 or more threads, or None for "
+                             "torch's thread count.")
+        self.cpu_workers = None if cpu_workers is None else int(cpu_workers)
         self.P = int(model.patch_size)
 
     @torch.inference_mode()
@@ -167,6 +175,7 @@ class SharedPredictor:
         Returns:
             (N, K) logits (or features), float32.
         """
+        from hsizoo.predict.parallel import map_batches
         from hsizoo.runtime.device import autocast
 
         was_training = self.model.training
@@ -177,15 +186,20 @@ class SharedPredictor:
             state = self._window(*embedded)  # weights folded in float32, outside autocast
             rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=self.device)
             cols_t = torch.as_tensor(np.asarray(cols), dtype=torch.long, device=self.device)
-            out = []
-            step = self.batch_size if self.device.type != "cpu" else min(self.batch_size,
-                                                                         CPU_BATCH)
-            for i in range(0, rows_t.numel(), step):
-                with autocast(self.device, self.precision):
+            cpu = self.device.type == "cpu"
+            step = min(self.batch_size, CPU_BATCH) if cpu else self.batch_size
+            workers = (self.cpu_workers or torch.get_num_threads()) if cpu else 1
+
+            def one_pass(i: int) -> torch.Tensor:
+                # autocast and inference mode are per thread: entered here, in the worker.
+                with torch.inference_mode(), autocast(self.device, self.precision):
                     o = self._forward(state, rows_t[i:i + step], cols_t[i:i + step], pre_logits)
-                out.append(o.float().cpu())
+                o = o.float().cpu()
                 if progress is not None:
-                    progress.update(int(out[-1].shape[0]))
+                    progress.update(int(o.shape[0]))
+                return o
+
+            out = map_batches(one_pass, range(0, rows_t.numel(), step), workers)
             if not out:
                 dim = self.model.head_hidden_size if pre_logits else self.model.num_classes
                 return torch.zeros(0, dim)

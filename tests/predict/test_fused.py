@@ -25,9 +25,9 @@ def _data(b: int = 12, lo: float = 450.0, hi: float = 2300.0, h: int = 9, w: int
 def _model(**kw) -> torch.nn.Module:
     torch.manual_seed(0)
     model = timm.create_model("s2former_test", num_classes=3, **kw).eval()
-    with torch.no_grad():  # non-trivial norms, so that folding them is tested
+    with torch.no_grad():  # non-trivial norms and biases, so that folding them is tested
         for name, p in model.named_parameters():
-            if "norm" in name:
+            if "norm" in name or name.endswith(".bias"):
                 p.add_(0.3 * torch.randn_like(p))
     return model
 
@@ -87,3 +87,18 @@ def test_unknown_blocks_fall_back_to_the_model() -> None:
     out = SharedPredictor(model, wl).predict_padded(padded, rows, cols)
     torch.testing.assert_close(out, predict_naive(model, padded, rows, cols, wl, batch_size=16),
                                atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("lo,hi,folded", [(430.0, 860.0, True), (450.0, 2300.0, False)])
+def test_cross_attention_is_folded_onto_few_spectral_groups(lo: float, hi: float,
+                                                            folded: bool) -> None:
+    """Few covered groups (3 x 2 heads against D = 16): the cross-attentions run on the spectral
+    side; many (12 x 2): the plain fused way. Both equal the model (test_fused_equals_model)."""
+    model = _model(depth=2)
+    _, present = model.canonicalize(torch.zeros(1, 12, 5, 5), np.linspace(lo, hi, 12))
+    fz = FusedS2Former.from_model(model, present)
+    assert all(("cross_fold" in blk.cross) is folded for blk in fz.blocks)
+    padded, rows, cols, wl = _data(lo=lo, hi=hi)
+    out = SharedPredictor(model, wl, batch_size=5).predict_padded(padded, rows, cols)
+    naive = predict_naive(model, padded, rows, cols, wl, batch_size=16)
+    torch.testing.assert_close(out, naive, atol=1e-5, rtol=1e-5)
