@@ -132,8 +132,8 @@ def markdown(res: dict, env: dict) -> str:
              f"{res['size']} x {res['size']} x 200, `{res['model']}`; torch {env['torch']}, "
              f"{env['cpu']}, {env['cpu_count']} cores; `python benchmarks/predict_scaling.py`). "
              "Wall: the whole run (start-up, loading, COGs, mosaic); compute: the slowest "
-             "worker's unit time from its manifest. Machine shared with other jobs: compare "
-             "ratios within this table.", "",
+             "worker's unit time from its manifest. The kinds run interleaved in one run: "
+             "compare ratios within this table.", "",
              "| workers | threads per worker | wall (s) | px/s (wall) | vs 1 worker | vs naive | "
              "compute (s) | px/s (compute) | vs 1 worker |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
