@@ -21,8 +21,9 @@ def add_campaign_arguments(p: argparse.ArgumentParser) -> None:
                         "or any scheduler; under torchrun the rank and world size are used")
     p.add_argument("--confidence-maps", action="store_true",
                    help="with --out-dir: also write DIR/<stem>_confidence.tif and their mosaics")
-    p.add_argument("--max-unit-mb", type=types.positive_float, default=256.0,
-                   help="with --out-dir: MiB of scene pixels one unit of work reads (256)")
+    p.add_argument("--max-unit-mb", type=types.positive_float, default=16.0,
+                   help="with --out-dir: MiB of scene pixels one unit of work reads (16); "
+                        "smaller units share the work more evenly")
     p.add_argument("--threads", type=types.positive_int, default=None,
                    help="torch CPU threads of this process (default: every core; under torchrun "
                         "cores // ranks on the machine); several --shard jobs sharing a machine "

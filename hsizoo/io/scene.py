@@ -146,7 +146,8 @@ class Scene:
         return int(self.cube.shape[1])
 
     def windows(self, size: int | tuple[int, int] = 512, overlap: int = 0, halo: int = 0,
-                on_empty: str = "yield") -> Iterator[WindowBlock]:
+                on_empty: str = "yield", rows: tuple[int, int] | None = None
+                ) -> Iterator[WindowBlock]:
         """Iterate over the in-memory scene window by window (same tiling as ``iter_windows``).
 
         Args:
@@ -156,11 +157,12 @@ class Scene:
                 patch size P need ``halo = P // 2``.
             on_empty: What to do with a window whose core has no valid pixel: "yield" it,
                 "skip" it, or "raise" a ValueError.
+            rows: Only windows of rows ``rows[0]:rows[1]`` (their halo reaches beyond).
 
         Returns:
             An iterator of :class:`~hsizoo.io.windows.WindowBlock` (views, not copies).
         """
-        for win, read, core in plan_windows(self.height, self.width, size, overlap, halo):
+        for win, read, core in plan_windows(self.height, self.width, size, overlap, halo, rows):
             rows = slice(read.row_off, read.row_off + read.height)
             cols = slice(read.col_off, read.col_off + read.width)
             block = WindowBlock(win, self.cube[rows, cols], self.valid[rows, cols], read, core)

@@ -46,7 +46,8 @@ def _starts(length: int, size: int, step: int) -> list[int]:
 
 
 def plan_windows(height: int, width: int, window_size: int | tuple[int, int] = 512,
-                 overlap: int = 0, halo: int = 0) -> list[tuple[Any, Any, tuple[slice, slice]]]:
+                 overlap: int = 0, halo: int = 0, rows: tuple[int, int] | None = None
+                 ) -> list[tuple[Any, Any, tuple[slice, slice]]]:
     """Plan the windows covering an (height, width) grid.
 
     Args:
@@ -55,26 +56,31 @@ def plan_windows(height: int, width: int, window_size: int | tuple[int, int] = 5
         window_size: Core window size in pixels, an int or (rows, cols).
         overlap: Pixels shared by neighbouring core windows (the step is ``size - overlap``).
         halo: Extra margin read around each core window, clipped at the scene edges.
+        rows: Cover only rows ``rows[0]:rows[1]`` with core windows; their halo still reaches
+            the rows around them (the rest of the grid is context). None: every row.
 
     Returns:
         A list of (core window, read window, core slices inside the read block), row-major.
     """
     from rasterio.windows import Window
 
-    rows, cols = (window_size, window_size) if isinstance(window_size, int) else window_size
-    rows, cols = int(rows), int(cols)
-    if rows < 1 or cols < 1:
+    win_rows, cols = (window_size, window_size) if isinstance(window_size, int) else window_size
+    win_rows, cols = int(win_rows), int(cols)
+    if win_rows < 1 or cols < 1:
         raise ValueError(f"window_size must be >= 1 pixel, got {window_size!r}.")
-    if overlap < 0 or overlap >= min(rows, cols):
+    if overlap < 0 or overlap >= min(win_rows, cols):
         raise ValueError(
             f"overlap must be in [0, window_size); got overlap={overlap} for window size "
-            f"{(rows, cols)}. Use halo= for a read margin larger than the window."
+            f"{(win_rows, cols)}. Use halo= for a read margin larger than the window."
         )
     if halo < 0:
         raise ValueError(f"halo must be >= 0 pixels, got {halo}.")
+    top, bottom = (0, height) if rows is None else (int(rows[0]), int(rows[1]))
+    if not 0 <= top <= bottom <= height:
+        raise ValueError(f"rows={rows!r} must lie within the grid's {height} rows.")
     plan = []
-    for r0 in _starts(height, rows, rows - overlap):
-        h = min(rows, height - r0)
+    for r0 in (top + s for s in _starts(bottom - top, win_rows, win_rows - overlap)):
+        h = min(win_rows, bottom - r0)
         for c0 in _starts(width, cols, cols - overlap):
             w = min(cols, width - c0)
             rr0, cc0 = max(r0 - halo, 0), max(c0 - halo, 0)

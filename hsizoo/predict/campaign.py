@@ -9,7 +9,7 @@ the same shares to the jobs of any scheduler (SLURM arrays, AWS Batch) with no p
 
 Nothing is lost and nothing done twice:
 
-* each unit is written to a hidden partial file and renamed into
+* each unit's class probabilities are written to a hidden partial file and renamed into
   ``DIR/.hsizoo-parts/<stem>-<model>/<rows>.npz``; a rerun skips units whose part exists and
   scenes whose map exists, so after a killed worker only the missing units are redone;
 * a scene whose parts are all there is assembled by exactly one worker (an exclusive lock file;
@@ -21,8 +21,10 @@ Nothing is lost and nothing done twice:
 * each worker writes its manifest ``DIR/manifests/<run id>/worker-<r>-of-<N>.json``: the units
   it computed, the scenes it assembled, what it skipped.
 
-A unit's prediction reads its rows plus a halo of the patch radius and the smoothing radius, so
-the map of a scene is the same (bit for bit) whatever the number of workers.
+A unit classifies exactly its rows (read with a margin of the patch radius); the spatial
+smoothing runs at assembly over the scene's parts, band by band with the smoothing radius of the
+neighbouring rows. So the map of a scene is the same (bit for bit) whatever the number of
+workers and units, and small units cost no extra compute: shares stay even.
 """
 from __future__ import annotations
 
@@ -37,58 +39,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hsizoo.predict.units import Unit, parse_shard, plan_units, rmdir_if_empty, take_lock
+
 __all__ = ["Campaign", "Unit", "parse_shard", "plan_units"]
 
 PARTS = ".hsizoo-parts"
-
-
-@dataclass(frozen=True)
-class Unit:
-    """Rows ``row0:row1`` of scene number ``scene`` (file stem ``stem``)."""
-
-    scene: int
-    stem: str
-    row0: int
-    row1: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.row0:08d}-{self.row1:08d}.npz"
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> (I, N) with 0 <= I < N.
-
-    Raises:
-        ValueError: anything else, with the expected form.
-    """
-    try:
-        i, n = (int(v) for v in str(text).split("/"))
-    except ValueError:
-        raise ValueError(f"--shard takes I/N (this worker's index and the number of workers, "
-                         f"e.g. 0/4 ... 3/4); got {text!r}.") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text}: need 0 <= I < N (e.g. $SLURM_ARRAY_TASK_ID/"
-                         f"$SLURM_ARRAY_TASK_COUNT).")
-    return i, n
-
-
-def plan_units(shapes: Sequence[tuple[str, int, int, int]], max_unit_mb: float = 256.0
-               ) -> list[Unit]:
-    """Cut scenes into row bands of at most ``max_unit_mb`` (float32, all bands) each.
-
-    Args:
-        shapes: (stem, height, width, bands) per scene, in campaign order.
-        max_unit_mb: Size of the pixels a unit reads (its halo aside).
-
-    Returns:
-        Units, scene by scene, top to bottom.
-    """
-    units = []
-    for i, (stem, h, w, b) in enumerate(shapes):
-        rows = max(1, int(max_unit_mb * 2 ** 20 // max(1, w * b * 4)))
-        units += [Unit(i, stem, r, min(h, r + rows)) for r in range(0, h, rows)]
-    return units
 
 
 def _fingerprint(ft: Any) -> str:
@@ -99,29 +54,6 @@ def _fingerprint(ft: Any) -> str:
         h.update(v.detach().float().cpu().numpy().tobytes())
     h.update(np.asarray(ft.stats.mean, np.float64).tobytes())
     return h.hexdigest()[:12]
-
-
-def _lock(path: Path) -> bool:
-    """Take an exclusive lock file; a lock left by a dead process of this host is taken over."""
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                host, pid = path.read_text().split()
-            except (OSError, ValueError):
-                return False
-            from hsizoo.io.atomic import _alive
-
-            if host != socket.gethostname() or _alive(int(pid)):
-                return False
-            path.unlink(missing_ok=True)  # its owner died: take it over
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return True
-    return False
 
 
 @dataclass
@@ -135,7 +67,8 @@ class Campaign:
         out_dir: Where the maps, mosaics and manifests go.
         confidence: Also write confidence maps (and their mosaics).
         overwrite: Recompute scenes whose map already exists.
-        max_unit_mb: Pixels one unit reads (MiB of float32).
+        max_unit_mb: Pixels one unit reads (MiB of float32); see :func:`plan_units`.
+        min_unit_rows: Fewest rows per unit.
         wavelengths, sensor: For scenes whose files do not carry wavelengths.
         progress: Show a progress bar over this worker's units.
         run_id: Names the manifests' folder (default: torchrun's run id, the scheduler's job
@@ -147,7 +80,8 @@ class Campaign:
     out_dir: str | Path
     confidence: bool = False
     overwrite: bool = False
-    max_unit_mb: float = 256.0
+    max_unit_mb: float = 16.0
+    min_unit_rows: int = 16
     wavelengths: Sequence[float] | None = None
     sensor: str | None = None
     progress: bool = True
@@ -173,7 +107,8 @@ class Campaign:
             or time.strftime("%Y%m%d-%H%M%S")
         self.fingerprint = _fingerprint(self.finetuned)
         self.units = plan_units([(s.stem, i.height, i.width, i.num_bands)
-                                 for s, i in zip(self.scenes, self._infos)], self.max_unit_mb)
+                                 for s, i in zip(self.scenes, self._infos)], self.max_unit_mb,
+                                self.min_unit_rows)
 
     # ------------------------------------------------------------------ paths
     def map_path(self, scene: int) -> Path:
@@ -196,69 +131,121 @@ class Campaign:
         return self.units[rank::world]
 
     def predict_unit(self, unit: Unit) -> tuple[np.ndarray, np.ndarray]:
-        """(class map, confidence) of the unit's rows, read with a halo."""
+        """(probabilities (rows, W, K), validity (rows, W)) of the unit's rows, unsmoothed.
+
+        The rows are read with a margin of the patch radius, which gives their patches but is
+        not classified; the smoothing needs the neighbouring units and runs in :meth:`assemble`.
+        """
         from rasterio.windows import Window
 
+        from hsizoo.finetune.inputs import check_coverage
+        from hsizoo.finetune.result import _compare_wavelengths
         from hsizoo.io import Scene
         from hsizoo.io.raster import open_raster, read_block
         from hsizoo.io.validity import valid_mask
-        from hsizoo.method.smoothing import smoothing_radius
+        from hsizoo.predict.engine import predict_scene
 
         ft, info = self.finetuned, self._infos[unit.scene]
-        halo = int(ft.model.patch_size) // 2 + smoothing_radius(ft.smooth_sigma)
+        wl = np.asarray(info.wavelengths, float)
+        check_coverage(ft.model, wl)
+        _compare_wavelengths(wl, ft.wavelengths)
+        halo = int(ft.model.patch_size) // 2
         ra, rb = max(0, unit.row0 - halo), min(info.height, unit.row1 + halo)
         path = self.scenes[unit.scene]
         with open_raster(path) as ds:
             cube = read_block(ds, path, Window(0, ra, info.width, rb - ra))
-        scene = Scene(cube=cube, wavelengths=info.wavelengths, valid=valid_mask(cube, info.nodata))
-        res = ft.predict(scene, progress=False)
-        rows = slice(unit.row0 - ra, unit.row1 - ra)
-        return res.class_map[rows], res.confidence[rows]
+        scene = Scene(cube=cube, wavelengths=wl, valid=valid_mask(cube, info.nodata))
+        rows = (unit.row0 - ra, unit.row1 - ra)
+        res = predict_scene(ft.model, scene, ft.stats, None, ft.class_names, rows=rows,
+                            smooth_sigma=0.0, keep_probabilities=True, progress=False,
+                            precision=ft.precision)
+        return res.probabilities[rows[0]:rows[1]], scene.valid[rows[0]:rows[1]]
 
-    def _write_part(self, unit: Unit, cm: np.ndarray, cf: np.ndarray) -> None:
+    def _write_part(self, unit: Unit, probs: np.ndarray, valid: np.ndarray) -> None:
         from hsizoo.io.atomic import AtomicFile
 
         folder = self.parts_dir(unit.scene)
         folder.mkdir(parents=True, exist_ok=True)
         with AtomicFile(folder / unit.name, overwrite=True) as out, open(out.tmp, "wb") as f:
-            np.savez(f, class_map=cm, confidence=cf)
+            np.savez(f, probabilities=probs.astype(np.float32, copy=False), valid=valid)
 
     def _part(self, unit: Unit) -> dict[str, np.ndarray] | None:
         p = self.parts_dir(unit.scene) / unit.name
         try:
             with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in ("class_map", "confidence")}
+                part = {k: z[k] for k in ("probabilities", "valid")}
         except (OSError, ValueError, KeyError):
             return None  # missing or unreadable: the unit is (re)done
+        w, K = self._infos[unit.scene].width, len(self.finetuned.class_names)
+        if part["probabilities"].shape != (unit.row1 - unit.row0, w, K):
+            return None  # not this unit's (a file of another hsizoo version)
+        return part
 
     def assemble(self, scene: int) -> bool:
-        """Write the scene's map(s) from its parts when all are there; True when written."""
+        """Write the scene's map(s) from its parts when all are there; True when written.
+
+        The parts' probabilities are smoothed (the fine-tuned model's ``smooth_sigma``) band by
+        band, each band with the rows of its neighbours within the smoothing radius, so the map
+        equals the one :func:`~hsizoo.predict.engine.predict_scene` makes of the whole scene,
+        and memory holds a few parts, not the scene's probabilities.
+        """
         units = [u for u in self.units if u.scene == scene]
         if self.done(scene) or any(not (self.parts_dir(scene) / u.name).is_file() for u in units):
             return False
         lock = self.parts_dir(scene) / ".assembling"
-        if not _lock(lock):
+        if not take_lock(lock):
             return False
         try:
             if self.done(scene):
                 return False
-            info = self._infos[scene]
-            K = len(self.finetuned.class_names)
-            cm = np.zeros((info.height, info.width), np.uint8 if K < 256 else np.uint16)
-            cf = np.full((info.height, info.width), np.nan, np.float32)
-            for u in units:
-                part = self._part(u)
-                if part is None:  # a corrupt part: drop it, a rerun redoes that unit
-                    (self.parts_dir(scene) / u.name).unlink(missing_ok=True)
-                    return False
-                cm[u.row0:u.row1], cf[u.row0:u.row1] = part["class_map"], part["confidence"]
-            self._write_maps(scene, cm, cf)
+            maps = self._smoothed_maps(scene, units)
+            if maps is None:
+                return False
+            self._write_maps(scene, *maps)
         finally:
             lock.unlink(missing_ok=True)
         for u in units:
             (self.parts_dir(scene) / u.name).unlink(missing_ok=True)
-        _rmdir_if_empty(self.parts_dir(scene))
+        rmdir_if_empty(self.parts_dir(scene))
         return True
+
+    def _smoothed_maps(self, scene: int, units: list[Unit]
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(class map, confidence) from the parts; None (and the bad part dropped) if one is
+        unreadable, so that a rerun redoes that unit."""
+        import torch
+
+        from hsizoo.method.smoothing import smooth_probabilities, smoothing_radius
+
+        info, K = self._infos[scene], len(self.finetuned.class_names)
+        sigma = float(self.finetuned.smooth_sigma or 0.0)
+        m = smoothing_radius(sigma)
+        cm = np.zeros((info.height, info.width), np.uint8 if K < 256 else np.uint16)
+        cf = np.full((info.height, info.width), np.nan, np.float32)
+        loaded: dict[int, dict[str, np.ndarray]] = {}
+        for i, u in enumerate(units):
+            a, b = max(0, u.row0 - m), min(info.height, u.row1 + m)
+            need = [j for j, v in enumerate(units) if v.row0 < b and v.row1 > a]
+            for j in list(loaded):
+                if j not in need:
+                    del loaded[j]  # parts above the band are done with
+            for j in need:
+                if j not in loaded:
+                    part = self._part(units[j])
+                    if part is None:  # corrupt: drop it, a rerun redoes that unit
+                        (self.parts_dir(scene) / units[j].name).unlink(missing_ok=True)
+                        return None
+                    loaded[j] = part
+            lo = units[need[0]].row0
+            probs = np.concatenate([loaded[j]["probabilities"] for j in need])[a - lo:b - lo]
+            valid = np.concatenate([loaded[j]["valid"] for j in need])[a - lo:b - lo]
+            core = slice(u.row0 - a, u.row1 - a)
+            band = smooth_probabilities(probs, valid, sigma)[core]
+            v = valid[core]
+            best, arg = torch.from_numpy(np.ascontiguousarray(band[v])).max(1)
+            rows_cm, rows_cf = cm[u.row0:u.row1], cf[u.row0:u.row1]
+            rows_cm[v], rows_cf[v] = arg.numpy() + 1, best.numpy()
+        return cm, cf
 
     def _write_maps(self, scene: int, cm: np.ndarray, cf: np.ndarray) -> None:
         from hsizoo.io.atomic import AtomicFile
@@ -342,7 +329,7 @@ class Campaign:
             return []
         lock = self.out_dir / PARTS / ".mosaic"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        if not _lock(lock):
+        if not take_lock(lock):
             return []
         try:
             maps = [self.map_path(i) for i in range(len(self.scenes))]
@@ -353,7 +340,7 @@ class Campaign:
                                          "confidence_mosaic")
         finally:
             lock.unlink(missing_ok=True)
-        _rmdir_if_empty(self.out_dir / PARTS)
+        rmdir_if_empty(self.out_dir / PARTS)
         return out
 
     def _write_manifest(self, manifest: dict[str, Any]) -> Path:
@@ -365,13 +352,6 @@ class Campaign:
         with AtomicFile(target, overwrite=True) as out:
             out.tmp.write_text(json.dumps(manifest, indent=1) + "\n")
         return target
-
-
-def _rmdir_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass  # not empty (another scene's parts) or already gone
 
 
 def map_scenes(model: str | Path, scenes: Sequence[str | Path], out_dir: str | Path, *,

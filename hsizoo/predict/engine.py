@@ -319,9 +319,12 @@ def _progress(total: int, enabled: bool, desc: str) -> Any:
                 leave=False)
 
 
-def _blocks(scene: Any, window_size: int, halo: int, nodata: float | None) -> Iterator[Any]:
+def _blocks(scene: Any, window_size: int, halo: int, nodata: float | None,
+            rows: tuple[int, int] | None = None) -> Iterator[Any]:
     from hsizoo.io import iter_windows
 
+    if rows is not None:
+        return scene.windows(window_size, halo=halo, on_empty="skip", rows=rows)
     return iter_windows(scene, window_size, halo=halo, nodata=nodata, on_empty="skip")
 
 
@@ -331,7 +334,8 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
                   out_path: str | Path | None = None, confidence_path: str | Path | None = None,
                   overwrite: bool = False, keep_probabilities: bool | None = None,
                   nodata: float | None = None, smooth_sigma: float = 0.0,
-                  progress: bool = True, precision: str | None = "fp32") -> ClassMap:
+                  progress: bool = True, precision: str | None = "fp32",
+                  rows: tuple[int, int] | None = None) -> ClassMap:
     """Classify every valid pixel of a scene, window by window.
 
     Args:
@@ -355,6 +359,10 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
         progress: Show a progress bar.
         precision: Autocast of the forward passes: ``"fp32"`` (default), ``"bf16"``, or
             ``"fp16"`` on a GPU. The model computes where its weights are.
+        rows: In-memory scenes only: classify rows ``rows[0]:rows[1]`` and use the others as
+            context (the patches' and the smoothing's margins), as a worker does with its band
+            of a larger scene (:mod:`hsizoo.predict.campaign`). The maps keep the scene's shape;
+            other rows stay unclassified. None: every row.
 
     Returns:
         A :class:`ClassMap`. When streaming from a path with ``out_path`` and
@@ -371,6 +379,9 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     in_memory = isinstance(scene, Scene)
     refuse_inputs_as_outputs([("out_path", out_path, ()), ("confidence_path", confidence_path, ())],
                              [("the scene", getattr(scene, "path", None) if in_memory else scene)])
+    if rows is not None and not in_memory:
+        raise ValueError("rows= needs an in-memory Scene; read the rows and a margin of the "
+                         "patch and smoothing radii with read_scene(..., window=) first.")
     if in_memory:
         H, W, B = scene.shape
         crs, transform = scene.crs, scene.transform
@@ -396,12 +407,15 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     if confidence_path is not None:
         writers.append(open_confidence_map_writer(confidence_path, H, W, crs=crs,
                                                   transform=transform, overwrite=overwrite))
-    total = int(scene.valid.sum()) if in_memory else H * W
+    if rows is not None:
+        total = int(scene.valid[rows[0]:rows[1]].sum())
+    else:
+        total = int(scene.valid.sum()) if in_memory else H * W
     bar = _progress(total, progress, "predict")
     counted = 0
     try:
         m = smoothing_radius(smooth_sigma)
-        for block in _blocks(scene, window_size, P // 2 + m, nodata):
+        for block in _blocks(scene, window_size, P // 2 + m, nodata, rows):
             core_valid = block.crop(block.valid)
             x = stats.apply(block.cube)
             padded = prepare_cube(x, block.valid, P)

@@ -68,3 +68,17 @@ def test_plan_windows_arguments():
         plan_windows(10, 10, 4, halo=-1)
     with pytest.raises(ValueError, match="window_size"):
         plan_windows(10, 10, 0)
+
+
+def test_plan_windows_can_cover_a_band_of_rows_with_context_around_it() -> None:
+    plan = plan_windows(30, 10, (4, 6), halo=3, rows=(9, 18))
+    cores = sorted({(int(w.row_off), int(w.height)) for w, _, _ in plan})
+    assert cores == [(9, 4), (13, 4), (17, 1)]  # rows 9..17 only, the last window clipped
+    for win, read, (rs, cs) in plan:
+        # the halo reaches outside the band (context), clipped at the grid's edges only
+        assert read.row_off == win.row_off - 3 and read.row_off + read.height == min(
+            30, win.row_off + win.height + 3)
+        assert rs.start == 3 and rs.stop - rs.start == win.height
+    assert plan_windows(30, 10, 8, rows=(5, 5)) == []
+    with pytest.raises(ValueError, match="rows"):
+        plan_windows(30, 10, 8, rows=(20, 31))

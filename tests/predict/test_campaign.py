@@ -19,6 +19,7 @@ from hsizoo.predict.campaign import PARTS, Campaign, map_scenes, parse_shard, pl
 SCENES = [("a", 37, 23, "EPSG:32616", 500_000.0, 1), ("b", 19, 41, "EPSG:32616", 500_460.0, 2),
           ("c", 29, 17, "EPSG:32633", 300_000.0, 3)]
 UNIT_MB = 0.01  # a few rows per unit, so that every scene is cut into several units
+UNIT = dict(max_unit_mb=UNIT_MB, min_unit_rows=4)
 
 
 def _write_scene(path: Path, h: int, w: int, crs: str, x0: float, seed: int) -> Path:
@@ -100,8 +101,15 @@ def _manifest_units(out: Path) -> list[tuple[str, int, int]]:
 
 
 def test_units_are_fixed_by_the_scenes_and_shared_without_duplicates() -> None:
+    # 0.01 MiB = 9 rows of a: five even bands of 7-8 rows tile it (not 9+9+9+9+1)
+    units = plan_units([("a", 37, 23, 12), ("b", 19, 41, 12)], max_unit_mb=0.01, min_rows=1)
+    a = [(u.row0, u.row1) for u in units if u.stem == "a"]
+    assert a[0][0] == 0 and a[-1][1] == 37 and all(p[1] == q[0] for p, q in zip(a, a[1:]))
+    assert {r1 - r0 for r0, r1 in a} <= {7, 8} and len(a) == 5 and units[-1].row1 == 19
+    # never thinner than min_rows (a very wide scene), never a band past the scene
+    wide = plan_units([("w", 37, 5000, 224)], max_unit_mb=1.0, min_rows=16)
+    assert [(u.row0, u.row1) for u in wide] == [(0, 18), (18, 37)]
     units = plan_units([("a", 37, 23, 12), ("b", 19, 41, 12)], max_unit_mb=0.01)
-    assert [u.row0 for u in units if u.stem == "a"][:2] == [0, 9] and units[-1].row1 == 19
     for world in (1, 2, 3, 7):
         shares = [units[r::world] for r in range(world)]
         flat = [u for s in shares for u in s]
@@ -115,12 +123,12 @@ def test_units_are_fixed_by_the_scenes_and_shared_without_duplicates() -> None:
 def test_one_worker_maps_every_scene_as_cogs_with_a_vrt_per_crs(campaign_inputs, reference,
                                                                  tmp_path) -> None:
     model, scenes = campaign_inputs
-    manifest = map_scenes(model, scenes, tmp_path, confidence=True, max_unit_mb=UNIT_MB,
+    manifest = map_scenes(model, scenes, tmp_path, confidence=True, **UNIT,
                           progress=False)
     _check_outputs(tmp_path, reference)
     assert sorted(manifest["assembled"]) == ["a", "b", "c"]
     assert (tmp_path / "confidence_mosaic_epsg_32633.vrt").is_file()
-    plan = plan_units([(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB)
+    plan = plan_units([(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB, 4)
     assert sorted(_manifest_units(tmp_path)) == sorted((u.stem, u.row0, u.row1) for u in plan)
 
 
@@ -128,21 +136,21 @@ def test_shards_and_a_rerun_after_a_lost_worker_redo_only_what_is_missing(
         campaign_inputs, reference, tmp_path) -> None:
     model, scenes = campaign_inputs
     # Worker 1 of 2 runs; worker 0 dies before doing anything.
-    m1 = map_scenes(model, scenes, tmp_path, shard="1/2", max_unit_mb=UNIT_MB, progress=False,
+    m1 = map_scenes(model, scenes, tmp_path, shard="1/2", **UNIT, progress=False,
                     run_id="first")
     assert m1["units"] and not m1["assembled"] and not list(tmp_path.glob("*.tif"))
     first = {(u["scene"], *u["rows"]) for u in m1["units"]}
     # The rerun (any number of workers; here one) does only the other units.
-    m2 = map_scenes(model, scenes, tmp_path, max_unit_mb=UNIT_MB, progress=False, run_id="second")
+    m2 = map_scenes(model, scenes, tmp_path, **UNIT, progress=False, run_id="second")
     second = {(u["scene"], *u["rows"]) for u in m2["units"]}
     assert not first & second
-    plan = plan_units([(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB)
+    plan = plan_units([(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB, 4)
     assert first | second == {(u.stem, u.row0, u.row1) for u in plan}
     _check_outputs(tmp_path, reference)
     # A lost output: only that scene is redone; finished scenes are left untouched.
     stamp = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("[ab].tif")}
     (tmp_path / "c.tif").unlink()
-    m3 = map_scenes(model, scenes, tmp_path, max_unit_mb=UNIT_MB, progress=False, run_id="third")
+    m3 = map_scenes(model, scenes, tmp_path, **UNIT, progress=False, run_id="third")
     assert {u["scene"] for u in m3["units"]} == {"c"} and m3["assembled"] == ["c"]
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("[ab].tif")} == stamp
     _check_outputs(tmp_path, reference)
