@@ -285,8 +285,9 @@ class Campaign:
 
         Args:
             rank, world: This worker's share (``rank`` of ``world``).
-            barrier: Under a process group, waits for every worker; then rank 0 assembles and
-                writes the mosaics. Without one, each worker assembles whatever is complete.
+            barrier: Under a process group, waits for every worker; then each assembles its
+                share of the scenes and rank 0 writes the mosaics. Without one, each worker
+                assembles whatever is complete.
 
         Returns:
             The manifest written.
@@ -310,10 +311,16 @@ class Campaign:
                                           seconds=round(time.perf_counter() - t, 3)))
         if barrier is not None:
             barrier()
+        # Under a process group every worker assembles its share of the scenes; alone, a
+        # worker assembles whatever is complete (each scene under its lock either way).
+        mine_scenes = range(len(self.scenes)) if barrier is None else range(rank, len(self.scenes),
+                                                                            world)
+        for i in mine_scenes:
+            if self.assemble(i):
+                manifest["assembled"].append(self.scenes[i].stem)
+        if barrier is not None:
+            barrier()
         if barrier is None or rank == 0:
-            for i in range(len(self.scenes)):
-                if self.assemble(i):
-                    manifest["assembled"].append(self.scenes[i].stem)
             manifest["mosaics"] = [str(p) for p in self.write_mosaics()]
         manifest["seconds"] = round(time.perf_counter() - t0, 3)
         self._write_manifest(manifest)

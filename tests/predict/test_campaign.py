@@ -184,6 +184,9 @@ def test_torchrun_two_gloo_workers_map_the_campaign_like_one_process(
     assert len(units) == len(set(units)) == len(plan_units(
         [(n, h, w, WL.size) for n, h, w, *_ in SCENES], UNIT_MB))
     assert all(json.loads(m.read_text())["units"] for m in manifests)  # both worked
+    # each rank assembled its share of the scenes, every scene once
+    assembled = [s for m in manifests for s in json.loads(m.read_text())["assembled"]]
+    assert sorted(assembled) == ["a", "b", "c"]
 
 
 def test_cli_shards_and_refusals(campaign_inputs, reference, tmp_path, capsys) -> None:
