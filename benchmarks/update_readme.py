@@ -33,6 +33,7 @@ PRODUCERS = {
     "probe_summary": "python benchmarks/probe.py",
     "pretrain_ablation": "python benchmarks/pretrain_ablation.py",
     "device_speed": "python benchmarks/device_speed.py",
+    "compile_speed": "python benchmarks/compile_speed.py",
 }
 
 
