@@ -42,3 +42,9 @@ def save(name: str, payload: dict, markdown: str) -> None:
     payload = {**payload, "environment": environment()}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
+
+
+def sync(device: str) -> None:
+    """Wait for the device's queued work (a no-op on a CPU), so that timings cover it."""
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()

@@ -25,14 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _env import environment, save  # noqa: E402
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+from _env import environment, save, sync as _sync  # noqa: E402
 
 
 def _timed(fn, device: str) -> float:
