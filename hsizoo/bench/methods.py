@@ -128,6 +128,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "guided filter instead of the Gaussian before the final graph refinement",
                "s2former", "indomain", daft=True, pretrained=True,
                transduction_overrides=(("refine_filter", "guided"),)),
+    MethodSpec("s2former_ssl_daft_views", "variant: transductive DAFT whose first propagation "
+               "is combined with one over the checkpoint's embeddings alone "
+               "(hsizoo.method.views)", "s2former", "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("embedding_view", True),)),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,

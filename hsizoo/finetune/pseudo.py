@@ -25,7 +25,7 @@ class SceneGraph:
     """The transductive state of one fine-tuning run: graph, propagated probabilities, seeds."""
 
     def __init__(self, std_cube: np.ndarray, valid: np.ndarray, train: np.ndarray, K: int,
-                 cfg: TransductionConfig) -> None:
+                 cfg: TransductionConfig, embeddings: np.ndarray | None = None) -> None:
         self.cv: dict[str, Any] | None = None
         if cfg.cv_graph:
             from hsizoo.method.graph_cv import choose_graph_settings
@@ -38,6 +38,15 @@ class SceneGraph:
         self.shot_class = lab[self.shot_index] - 1
         # The graph of spectra and position: first propagation and final refinement.
         self.graph, self.probs = propagate_from_shots(std_cube, valid, train, K, cfg)
+        if cfg.embedding_view:
+            if embeddings is None:
+                raise ValueError("embedding_view needs the backbone's embeddings of every valid "
+                                 "pixel.")
+            from hsizoo.method.views import propagate_views
+
+            seeds = propagation_seeds(self.shot_index, self.shot_class, self.graph.shape[0], K)
+            self.probs = propagate_views(self.probs, embeddings, seeds, cfg.alpha,
+                                         cfg.iterations, cfg.neighbours, cfg.components)
 
     def _propagate(self, graph: Any, prior: np.ndarray | None) -> np.ndarray:
         cfg = self.cfg

@@ -86,6 +86,9 @@ class TransductionConfig:
         cv_graph: Choose ``position_scale`` and ``feature_sigma`` for this scene by
             cross-validation on the shots (:func:`hsizoo.method.graph_cv.choose_graph_settings`)
             instead of using the values above.
+        embedding_view: Combine the first propagation with one over a graph of the pretrained
+            backbone's embeddings alone (:mod:`hsizoo.method.views`): a second view of the scene
+            that errs elsewhere. Off by default (a variant, ``s2former_ssl_daft_views``).
     """
 
     enabled: bool = True
@@ -107,6 +110,7 @@ class TransductionConfig:
     discriminant_weight: float = 2.0
     discriminant_fraction: float = 0.5
     cv_graph: bool = False
+    embedding_view: bool = False
 
     def __post_init__(self) -> None:
         if self.refine_filter not in ("gaussian", "guided", "none"):
