@@ -377,6 +377,36 @@ def _label_propagation_discriminant(scene: Any, train: np.ndarray, seed: int, op
     return _label_propagation(scene, train, seed, opts, discriminant_rounds=2)
 
 
+def _label_propagation_views(scene: Any, train: np.ndarray, seed: int, opts: Any
+                             ) -> tuple[Predictor, dict]:
+    """The graph baseline combined with a propagation over the in-domain checkpoint's frozen
+    embeddings alone (:mod:`hsizoo.method.views`): the graph probe of the embedding view, no
+    training."""
+    from hsizoo.bench.backbones import load_backbone
+    from hsizoo.method.probe import embed_scene
+    from hsizoo.method.transduction import (TransductionConfig, propagate_from_shots,
+                                            propagation_seeds)
+    from hsizoo.method.views import propagate_views
+
+    cfg = TransductionConfig()
+    K = int(max(int(train.max()), len(scene.class_names or [])))
+    _, probs = propagate_from_shots(standardised(scene, seed), scene.valid, train, K, cfg)
+    model, weights = load_backbone(opts.checkpoints["indomain"], seed)
+    lab = train[scene.valid]
+    shots = np.flatnonzero(lab > 0)
+    seeds = propagation_seeds(shots, lab[shots] - 1, probs.shape[0], K)
+    probs = propagate_views(probs, embed_scene(model, scene), seeds, cfg.alpha, cfg.iterations,
+                            cfg.neighbours, cfg.components)
+    class_map = np.zeros(scene.valid.shape, np.int64)
+    class_map[scene.valid] = probs.argmax(1) + 1
+
+    def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return class_map[rows, cols]
+
+    return predict, {"weights": weights, "components": cfg.components,
+                     "neighbours": cfg.neighbours}
+
+
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).
 BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, Any]]]]] = {
     "svm_raw": ("RBF-SVM on standardised spectra", _svm_raw),
@@ -391,4 +421,7 @@ BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, 
     "label_propagation_discriminant": ("label propagation with discriminant self-training of "
                                        "the graph (hsizoo.method.discriminant), no network",
                                        _label_propagation_discriminant),
+    "label_propagation_views": ("label propagation combined with a propagation over the "
+                                "in-domain checkpoint's frozen embeddings (hsizoo.method.views), "
+                                "no training", _label_propagation_views),
 }

@@ -104,6 +104,8 @@ CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoin
 #: The methods, in report order. The "full method" of the paper is s2former_ssl_daft.
 METHODS: dict[str, MethodSpec] = {m.name: m for m in [
     *(MethodSpec(n, d, "baseline") for n, (d, _) in BASELINE_METHODS.items()),
+    MethodSpec("label_propagation_views", BASELINE_METHODS["label_propagation_views"][0],
+               "baseline", "indomain"),
     MethodSpec("s2former_scratch", "S2Former from a random initialisation, plain fine-tuning",
                "s2former"),
     MethodSpec("s2former_ssl_ft", "S2Former SSL (+FDC) checkpoint, plain fine-tuning",
@@ -146,7 +148,9 @@ FULL_METHOD = "s2former_ssl_daft"
 #: Version of the fine-tuning recipe, stored with S2Former results: results of an older recipe
 #: are not reused as if they were this one's.
 RECIPE = "transductive-daft/2"
-BASELINES = tuple(BASELINE_METHODS)
+#: The baselines the full method is compared against: no pretrained network
+#: (``label_propagation_views`` uses the in-domain checkpoint's embeddings, so it is not one).
+BASELINES = tuple(n for n in BASELINE_METHODS if n != "label_propagation_views")
 
 
 class SkipMethod(Exception):
@@ -284,6 +288,10 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
         return {"graph": "transduction-defaults/1", "graph_cv": "shots-cv/1"}
     if spec.name == "label_propagation_discriminant":
         return {"graph": "transduction-defaults/1", "discriminant": "fisher-self-training/1"}
+    if spec.name == "label_propagation_views":
+        return {"graph": "transduction-defaults/1", "views": "embedding-product/1",
+                "checkpoint": opts.checkpoints.get(spec.checkpoint),
+                "checkpoint_sha256": _checkpoint_sha(spec, opts)}
     if spec.name == "hybridsn":
         return {"hybridsn_model": opts.hybridsn_model, "baseline_steps": opts.baseline_steps,
                 "train_budget": opts.train_budget}

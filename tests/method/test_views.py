@@ -61,3 +61,23 @@ def test_finetune_switch_needs_and_uses_the_backbones_embeddings() -> None:
                   transduction=TransductionConfig(embedding_view=True))
     assert ft.history["transduction"]["embedding_view"] is True
     assert ft.history["pseudo_counts"][0] > 0
+
+
+def test_harness_baseline_label_propagation_views_runs_on_the_shots_alone() -> None:
+    import types
+
+    from hsizoo.bench.baselines import _label_propagation_views
+    from hsizoo.bench.methods import BASELINES, METHODS
+    from hsizoo.data.splits import few_shot_split
+    from scenes import three_class_scene
+
+    scene = three_class_scene()
+    sp = few_shot_split(scene.labels, 3, 0)
+    opts = types.SimpleNamespace(checkpoints={"indomain": "s2former_test"})  # random init
+    predict, info = _label_propagation_views(scene, sp.train, 0, opts)
+    rows, cols = np.nonzero(sp.test)
+    acc = (predict(rows, cols) == sp.test[rows, cols]).mean()
+    assert acc > 0.5 and info["components"] == 30  # three classes: chance is 1/3
+    # it needs the in-domain checkpoint and is not a no-network baseline
+    assert METHODS["label_propagation_views"].checkpoint == "indomain"
+    assert "label_propagation_views" not in BASELINES
