@@ -53,9 +53,13 @@ def _uses(record: dict, tag: str, folder: Path, sha256: str) -> bool:
 
 
 def summarise(records: list[dict], tag: str, folder: Path, sha256: str) -> list[dict]:
+    from hsizoo.bench.baselines import BASELINE_METHODS
+
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        if _uses(r, tag, folder, sha256):
+        # Fine-tuning results only: a baseline that reads the frozen embeddings
+        # (label_propagation_views) is the probe's business, not the card's "fine-tuned" rows.
+        if r["method"] not in BASELINE_METHODS and _uses(r, tag, folder, sha256):
             groups.setdefault((r["scene"], r["method"], r["shots"]), []).append(r)
     rows = []
     for (scene, method, shots), rs in sorted(groups.items()):
