@@ -341,12 +341,14 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
 
 
 def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False,
-                       discriminant_rounds: int = 0) -> tuple[Predictor, dict]:
+                       discriminant_rounds: int = 0, embedding_view: bool = False
+                       ) -> tuple[Predictor, dict]:
     from hsizoo.method.transduction import TransductionConfig, propagate_from_shots
 
     # The plain graph baseline is issue 19's "30-line graph": no discriminant rounds, whatever
     # the pipeline's default.
-    cfg = TransductionConfig(discriminant_rounds=discriminant_rounds)
+    cfg = TransductionConfig(discriminant_rounds=discriminant_rounds,
+                             embedding_view=embedding_view)
     K = int(max(int(train.max()), len(scene.class_names or [])))
     std = standardised(scene, seed)
     record = None
@@ -354,7 +356,14 @@ def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: 
         from hsizoo.method.graph_cv import choose_graph_settings
 
         cfg, record = choose_graph_settings(std, scene.valid, train, K, cfg)
-    _, probs = propagate_from_shots(std, scene.valid, train, K, cfg)
+    embeddings, weights = None, None
+    if embedding_view:  # the in-domain checkpoint's frozen embeddings (hsizoo.method.views)
+        from hsizoo.bench.backbones import load_backbone
+        from hsizoo.method.probe import embed_scene
+
+        model, weights = load_backbone(opts.checkpoints["indomain"], seed)
+        embeddings = embed_scene(model, scene)
+    _, probs = propagate_from_shots(std, scene.valid, train, K, cfg, embeddings)
     class_map = np.zeros(scene.valid.shape, np.int64)
     class_map[scene.valid] = probs.argmax(1) + 1
 
@@ -364,6 +373,8 @@ def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: 
     info = {k: v for k, v in cfg.as_dict().items()
             if k in ("components", "feature_sigma", "position_scale", "neighbours", "alpha",
                      "iterations", "discriminant_rounds")}
+    if embedding_view:
+        info["weights"] = weights
     return predict, {**info, "graph_cv": record} if cv else info
 
 
@@ -382,29 +393,7 @@ def _label_propagation_views(scene: Any, train: np.ndarray, seed: int, opts: Any
     """The graph baseline combined with a propagation over the in-domain checkpoint's frozen
     embeddings alone (:mod:`hsizoo.method.views`): the graph probe of the embedding view, no
     training."""
-    from hsizoo.bench.backbones import load_backbone
-    from hsizoo.method.probe import embed_scene
-    from hsizoo.method.transduction import (TransductionConfig, propagate_from_shots,
-                                            propagation_seeds)
-    from hsizoo.method.views import propagate_views
-
-    cfg = TransductionConfig()
-    K = int(max(int(train.max()), len(scene.class_names or [])))
-    _, probs = propagate_from_shots(standardised(scene, seed), scene.valid, train, K, cfg)
-    model, weights = load_backbone(opts.checkpoints["indomain"], seed)
-    lab = train[scene.valid]
-    shots = np.flatnonzero(lab > 0)
-    seeds = propagation_seeds(shots, lab[shots] - 1, probs.shape[0], K)
-    probs = propagate_views(probs, embed_scene(model, scene), seeds, cfg.alpha, cfg.iterations,
-                            cfg.neighbours, cfg.components)
-    class_map = np.zeros(scene.valid.shape, np.int64)
-    class_map[scene.valid] = probs.argmax(1) + 1
-
-    def predict(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return class_map[rows, cols]
-
-    return predict, {"weights": weights, "components": cfg.components,
-                     "neighbours": cfg.neighbours}
+    return _label_propagation(scene, train, seed, opts, embedding_view=True)
 
 
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).

@@ -102,10 +102,12 @@ CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoin
                       "xdomain": "--checkpoint-xdomain"}
 
 #: The methods, in report order. The "full method" of the paper is s2former_ssl_daft.
+#: Baselines that read a checkpoint's frozen embeddings, and its role.
+_BASELINE_CHECKPOINTS = {"label_propagation_views": "indomain"}
+
 METHODS: dict[str, MethodSpec] = {m.name: m for m in [
-    *(MethodSpec(n, d, "baseline") for n, (d, _) in BASELINE_METHODS.items()),
-    MethodSpec("label_propagation_views", BASELINE_METHODS["label_propagation_views"][0],
-               "baseline", "indomain"),
+    *(MethodSpec(n, d, "baseline", _BASELINE_CHECKPOINTS.get(n))
+      for n, (d, _) in BASELINE_METHODS.items()),
     MethodSpec("s2former_scratch", "S2Former from a random initialisation, plain fine-tuning",
                "s2former"),
     MethodSpec("s2former_ssl_ft", "S2Former SSL (+FDC) checkpoint, plain fine-tuning",
@@ -148,9 +150,8 @@ FULL_METHOD = "s2former_ssl_daft"
 #: Version of the fine-tuning recipe, stored with S2Former results: results of an older recipe
 #: are not reused as if they were this one's.
 RECIPE = "transductive-daft/2"
-#: The baselines the full method is compared against: no pretrained network
-#: (``label_propagation_views`` uses the in-domain checkpoint's embeddings, so it is not one).
-BASELINES = tuple(n for n in BASELINE_METHODS if n != "label_propagation_views")
+#: The baselines the full method is compared against: those with no pretrained network.
+BASELINES = tuple(n for n in BASELINE_METHODS if n not in _BASELINE_CHECKPOINTS)
 
 
 class SkipMethod(Exception):

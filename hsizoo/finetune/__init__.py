@@ -35,7 +35,7 @@ from hsizoo.finetune.prepare import prepare
 from hsizoo.finetune.pseudo import PseudoLabels, SceneGraph
 from hsizoo.finetune.recipe import FinetuneRecipe
 from hsizoo.finetune.result import FineTuned, load_finetuned
-from hsizoo.finetune.student import scene_outputs, train_student
+from hsizoo.finetune.student import scene_embeddings, train_student
 from hsizoo.finetune.training import fit_head
 from hsizoo.method.transduction import TransductionConfig
 
@@ -88,8 +88,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     if recipe.uses_graph:
         embeddings = None
         if recipe.transduction.embedding_view:  # the backbone as it starts (after adaptation)
-            embeddings = scene_outputs(inputs.net, inputs.padded, inputs.scene.valid,
-                                       inputs.wavelengths, 0.0, inputs.precision)[0]
+            embeddings = scene_embeddings(inputs.net, inputs.padded, inputs.scene.valid,
+                                          inputs.wavelengths, inputs.precision).numpy()
         graph = SceneGraph(inputs.std_cube, inputs.scene.valid, inputs.train,
                            inputs.num_classes, recipe.transduction, embeddings)
     if graph is not None and graph.cv is not None:

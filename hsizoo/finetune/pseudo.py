@@ -37,16 +37,8 @@ class SceneGraph:
         self.shot_index = np.flatnonzero(lab > 0)
         self.shot_class = lab[self.shot_index] - 1
         # The graph of spectra and position: first propagation and final refinement.
-        self.graph, self.probs = propagate_from_shots(std_cube, valid, train, K, cfg)
-        if cfg.embedding_view:
-            if embeddings is None:
-                raise ValueError("embedding_view needs the backbone's embeddings of every valid "
-                                 "pixel.")
-            from hsizoo.method.views import propagate_views
-
-            seeds = propagation_seeds(self.shot_index, self.shot_class, self.graph.shape[0], K)
-            self.probs = propagate_views(self.probs, embeddings, seeds, cfg.alpha,
-                                         cfg.iterations, cfg.neighbours, cfg.components)
+        self.graph, self.probs = propagate_from_shots(std_cube, valid, train, K, cfg,
+                                                      embeddings)
 
     def _propagate(self, graph: Any, prior: np.ndarray | None) -> np.ndarray:
         cfg = self.cfg

@@ -22,7 +22,17 @@ from hsizoo.method.daft import Teacher, cosine_alpha_bar, daft_losses
 from hsizoo.runtime.device import autocast, grad_scaler
 from hsizoo.runtime.optim import set_step_lr, warmup_cosine
 
-__all__ = ["scene_outputs", "train_student"]
+__all__ = ["scene_embeddings", "scene_outputs", "train_student"]
+
+
+def scene_embeddings(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
+                     wavelengths: np.ndarray, precision: str = "fp32") -> torch.Tensor:
+    """Pooled embeddings (N_valid, D) of the valid pixels, one shared-computation pass."""
+    from hsizoo.predict.engine import SharedPredictor
+
+    rows, cols = np.nonzero(valid)
+    return SharedPredictor(net, wavelengths, 1024, precision).predict_padded(
+        padded, rows, cols, pre_logits=True)
 
 
 def scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
@@ -30,11 +40,9 @@ def scene_outputs(net: torch.nn.Module, padded: torch.Tensor, valid: np.ndarray,
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One shared-computation pass over the valid pixels: (embeddings, smoothed probabilities)."""
     from hsizoo.method.smoothing import smooth_probabilities
-    from hsizoo.predict.engine import SharedPredictor
 
     rows, cols = np.nonzero(valid)
-    feats = SharedPredictor(net, wavelengths, 1024, precision).predict_padded(
-        padded, rows, cols, pre_logits=True)
+    feats = scene_embeddings(net, padded, valid, wavelengths, precision)
     with torch.inference_mode():
         probs = net.head(feats.to(next(net.parameters()).device)).softmax(1).cpu().numpy()
     grid = np.zeros(valid.shape + (probs.shape[1],), np.float32)

@@ -286,7 +286,8 @@ def propagate(graph: Any, seeds: np.ndarray, alpha: float = 0.99, iterations: in
 
 
 def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
-                         num_classes: int, cfg: TransductionConfig) -> tuple[Any, np.ndarray]:
+                         num_classes: int, cfg: TransductionConfig,
+                         embeddings: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
     """The graph of spectra and position, and label propagation over it from the shots alone
     (the first stage of transductive DAFT, and the ``label_propagation`` baseline).
 
@@ -296,11 +297,16 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
         train: (H, W) shots, 1..K (0 elsewhere).
         num_classes: K.
         cfg: Settings.
+        embeddings: (N_valid, D) backbone embeddings of the valid pixels, needed (and only
+            used) with ``cfg.embedding_view``: the propagation is then combined with one over
+            their own graph (:mod:`hsizoo.method.views`).
 
     Returns:
         (the normalised graph over the valid pixels, (N_valid, K) probabilities), nodes in
         ``np.nonzero(valid)`` order.
     """
+    if cfg.embedding_view and embeddings is None:
+        raise ValueError("embedding_view needs the backbone's embeddings of every valid pixel.")
     z = spectral_features(cube, valid, cfg)
     graph = knn_graph(graph_features(cube, valid, cfg, spectral=z), cfg.neighbours)
     lab = train[valid]
@@ -320,6 +326,11 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
             graph = knn_graph(graph_features(cube, valid, cfg, proj, cfg.discriminant_weight,
                                              spectral=z), cfg.neighbours)
             probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
+    if cfg.embedding_view:
+        from hsizoo.method.views import propagate_views
+
+        probs = propagate_views(probs, embeddings, seeds, cfg.alpha, cfg.iterations,
+                                cfg.neighbours, cfg.components)
     return graph, probs
 
 

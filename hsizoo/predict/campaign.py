@@ -102,6 +102,13 @@ class Campaign:
             stems[s.stem] = s
         self._infos = [read_scene_info(s, wavelengths=self.wavelengths, sensor=self.sensor)
                        for s in self.scenes]
+        from hsizoo.finetune.inputs import check_coverage
+        from hsizoo.finetune.result import _compare_wavelengths
+
+        for info in self._infos:  # once per scene, before any unit is computed
+            wl = np.asarray(info.wavelengths, float)
+            check_coverage(self.finetuned.model, wl)
+            _compare_wavelengths(wl, self.finetuned.wavelengths)
         self.run_id = self.run_id or os.environ.get("TORCHELASTIC_RUN_ID") \
             or os.environ.get("SLURM_JOB_ID") or os.environ.get("AWS_BATCH_JOB_ID") \
             or time.strftime("%Y%m%d-%H%M%S")
@@ -138,8 +145,6 @@ class Campaign:
         """
         from rasterio.windows import Window
 
-        from hsizoo.finetune.inputs import check_coverage
-        from hsizoo.finetune.result import _compare_wavelengths
         from hsizoo.io import Scene
         from hsizoo.io.raster import open_raster, read_block
         from hsizoo.io.validity import valid_mask
@@ -147,8 +152,6 @@ class Campaign:
 
         ft, info = self.finetuned, self._infos[unit.scene]
         wl = np.asarray(info.wavelengths, float)
-        check_coverage(ft.model, wl)
-        _compare_wavelengths(wl, ft.wavelengths)
         halo = int(ft.model.patch_size) // 2
         ra, rb = max(0, unit.row0 - halo), min(info.height, unit.row1 + halo)
         path = self.scenes[unit.scene]
@@ -223,7 +226,7 @@ class Campaign:
         cm = np.zeros((info.height, info.width), np.uint8 if K < 256 else np.uint16)
         cf = np.full((info.height, info.width), np.nan, np.float32)
         loaded: dict[int, dict[str, np.ndarray]] = {}
-        for i, u in enumerate(units):
+        for u in units:
             a, b = max(0, u.row0 - m), min(info.height, u.row1 + m)
             need = [j for j, v in enumerate(units) if v.row0 < b and v.row1 > a]
             for j in list(loaded):
@@ -313,9 +316,8 @@ class Campaign:
             barrier()
         # Under a process group every worker assembles its share of the scenes; alone, a
         # worker assembles whatever is complete (each scene under its lock either way).
-        mine_scenes = range(len(self.scenes)) if barrier is None else range(rank, len(self.scenes),
-                                                                            world)
-        for i in mine_scenes:
+        share = range(len(self.scenes))
+        for i in share if barrier is None else share[rank::world]:
             if self.assemble(i):
                 manifest["assembled"].append(self.scenes[i].stem)
         if barrier is not None:
