@@ -36,10 +36,11 @@ def environment() -> dict:
     }
 
 
-def save(name: str, payload: dict, markdown: str) -> None:
-    """Write results/<name>.json (with the environment) and results/<name>.md."""
+def save(name: str, payload: dict, markdown: str, env: dict | None = None) -> None:
+    """Write results/<name>.json (with the environment: this one, or ``env`` when a stored
+    run is rewritten) and results/<name>.md."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    payload = {**payload, "environment": environment()}
+    payload = {**payload, "environment": env if env is not None else environment()}
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
 

@@ -136,6 +136,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "is combined with one over the checkpoint's embeddings alone "
                "(hsizoo.method.views)", "s2former", "indomain", daft=True, pretrained=True,
                transduction_overrides=(("embedding_view", True),)),
+    MethodSpec("s2former_ssl_daft_views_refresh", "variant: s2former_ssl_daft_views with the "
+               "embedding view joining the pseudo-label refresh's propagation too", "s2former",
+               "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("embedding_view", True), ("view_refresh", True))),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,

@@ -87,7 +87,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     graph = None
     if recipe.uses_graph:
         embeddings = None
-        if recipe.transduction.embedding_view:  # the backbone as it starts (after adaptation)
+        tcfg = recipe.transduction
+        if tcfg.embedding_view or tcfg.view_refresh:  # the backbone as it starts (after adaptation)
             embeddings = scene_embeddings(inputs.net, inputs.padded, inputs.scene.valid,
                                           inputs.wavelengths, inputs.precision).numpy()
         graph = SceneGraph(inputs.std_cube, inputs.scene.valid, inputs.train,

@@ -36,15 +36,27 @@ class SceneGraph:
         lab = train[valid]
         self.shot_index = np.flatnonzero(lab > 0)
         self.shot_class = lab[self.shot_index] - 1
+        self.view = None
+        if cfg.embedding_view or cfg.view_refresh:
+            if embeddings is None:
+                raise ValueError("embedding_view and view_refresh need the backbone's "
+                                 "embeddings of every valid pixel.")
+            from hsizoo.method.views import EmbeddingView
+
+            self.view = EmbeddingView(embeddings, cfg.neighbours, cfg.components, cfg.alpha,
+                                      cfg.iterations)
         # The graph of spectra and position: first propagation and final refinement.
         self.graph, self.probs = propagate_from_shots(std_cube, valid, train, K, cfg,
-                                                      embeddings)
+                                                      view=self.view)
 
     def _propagate(self, graph: Any, prior: np.ndarray | None) -> np.ndarray:
         cfg = self.cfg
         seeds = propagation_seeds(self.shot_index, self.shot_class, graph.shape[0], self.K,
                                   prior, cfg.refresh_seed_weight)
-        return propagate(graph, seeds, cfg.alpha, cfg.iterations)
+        probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
+        if cfg.view_refresh and self.view is not None:
+            probs = self.view.combine(probs, seeds)
+        return probs
 
     def refresh(self, embeddings: np.ndarray, teacher_probs: np.ndarray) -> None:
         """Re-propagate with the teacher's embeddings in the graph, seeded by the shots and the

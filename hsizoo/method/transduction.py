@@ -89,6 +89,9 @@ class TransductionConfig:
         embedding_view: Combine the first propagation with one over a graph of the pretrained
             backbone's embeddings alone (:mod:`hsizoo.method.views`): a second view of the scene
             that errs elsewhere. Off by default (a variant, ``s2former_ssl_daft_views``).
+        view_refresh: Combine each refresh's propagation with one over the same embedding
+            graph too (seeded as that refresh). Off by default (a variant,
+            ``s2former_ssl_daft_views_refresh``).
     """
 
     enabled: bool = True
@@ -111,6 +114,7 @@ class TransductionConfig:
     discriminant_fraction: float = 0.5
     cv_graph: bool = False
     embedding_view: bool = False
+    view_refresh: bool = False
 
     def __post_init__(self) -> None:
         if self.refine_filter not in ("gaussian", "guided", "none"):
@@ -287,7 +291,8 @@ def propagate(graph: Any, seeds: np.ndarray, alpha: float = 0.99, iterations: in
 
 def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
                          num_classes: int, cfg: TransductionConfig,
-                         embeddings: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
+                         embeddings: np.ndarray | None = None,
+                         view: Any = None) -> tuple[Any, np.ndarray]:
     """The graph of spectra and position, and label propagation over it from the shots alone
     (the first stage of transductive DAFT, and the ``label_propagation`` baseline).
 
@@ -300,12 +305,14 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
         embeddings: (N_valid, D) backbone embeddings of the valid pixels, needed (and only
             used) with ``cfg.embedding_view``: the propagation is then combined with one over
             their own graph (:mod:`hsizoo.method.views`).
+        view: That graph already built (a :class:`hsizoo.method.views.EmbeddingView`), used
+            instead of ``embeddings``.
 
     Returns:
         (the normalised graph over the valid pixels, (N_valid, K) probabilities), nodes in
         ``np.nonzero(valid)`` order.
     """
-    if cfg.embedding_view and embeddings is None:
+    if cfg.embedding_view and embeddings is None and view is None:
         raise ValueError("embedding_view needs the backbone's embeddings of every valid pixel.")
     z = spectral_features(cube, valid, cfg)
     graph = knn_graph(graph_features(cube, valid, cfg, spectral=z), cfg.neighbours)
@@ -327,10 +334,12 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
                                              spectral=z), cfg.neighbours)
             probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
     if cfg.embedding_view:
-        from hsizoo.method.views import propagate_views
+        from hsizoo.method.views import EmbeddingView
 
-        probs = propagate_views(probs, embeddings, seeds, cfg.alpha, cfg.iterations,
-                                cfg.neighbours, cfg.components)
+        if view is None:
+            view = EmbeddingView(embeddings, cfg.neighbours, cfg.components, cfg.alpha,
+                                 cfg.iterations)
+        probs = view.combine(probs, seeds)
     return graph, probs
 
 

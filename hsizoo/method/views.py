@@ -24,7 +24,7 @@ import numpy as np
 
 from hsizoo.method.pca import principal_components
 
-__all__ = ["combine_views", "embedding_graph", "propagate_views"]
+__all__ = ["EmbeddingView", "combine_views", "embedding_graph", "propagate_views"]
 
 
 def embedding_graph(embeddings: np.ndarray, neighbours: int = 10, components: int = 30) -> Any:
@@ -57,6 +57,26 @@ def combine_views(spectral: np.ndarray, embedded: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+class EmbeddingView:
+    """The embedding graph of one scene, built once and used at each propagation that the view
+    joins (the first one and, with ``TransductionConfig.view_refresh``, each refresh)."""
+
+    def __init__(self, embeddings: np.ndarray, neighbours: int = 10, components: int = 30,
+                 alpha: float = 0.99, iterations: int = 100) -> None:
+        self.graph = embedding_graph(embeddings, neighbours, components)
+        self.alpha, self.iterations = alpha, iterations
+
+    def combine(self, spectral_probs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """``spectral_probs`` times the propagation of the same ``seeds`` over this graph."""
+        from hsizoo.method.transduction import propagate
+
+        if self.graph.shape[0] != spectral_probs.shape[0]:
+            raise ValueError(f"{self.graph.shape[0]} embeddings for {spectral_probs.shape[0]} "
+                             "graph nodes.")
+        return combine_views(spectral_probs, propagate(self.graph, seeds, self.alpha,
+                                                       self.iterations))
+
+
 def propagate_views(spectral_probs: np.ndarray, embeddings: np.ndarray, seeds: np.ndarray,
                     alpha: float = 0.99, iterations: int = 100, neighbours: int = 10,
                     components: int = 30) -> np.ndarray:
@@ -72,10 +92,8 @@ def propagate_views(spectral_probs: np.ndarray, embeddings: np.ndarray, seeds: n
     Returns:
         (N, K) float32 probabilities.
     """
-    from hsizoo.method.transduction import propagate
-
     if embeddings.shape[0] != spectral_probs.shape[0]:
         raise ValueError(f"{embeddings.shape[0]} embeddings for {spectral_probs.shape[0]} "
                          "graph nodes.")
-    graph = embedding_graph(embeddings, neighbours, components)
-    return combine_views(spectral_probs, propagate(graph, seeds, alpha, iterations))
+    return EmbeddingView(embeddings, neighbours, components, alpha,
+                         iterations).combine(spectral_probs, seeds)
