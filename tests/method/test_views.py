@@ -81,3 +81,29 @@ def test_harness_baseline_label_propagation_views_runs_on_the_shots_alone() -> N
     # it needs the in-domain checkpoint and is not a no-network baseline
     assert METHODS["label_propagation_views"].checkpoint == "indomain"
     assert "label_propagation_views" not in BASELINES
+
+
+def test_view_refresh_joins_each_refresh_and_only_when_asked() -> None:
+    from hsizoo.finetune.pseudo import SceneGraph
+    from hsizoo.method.transduction import TransductionConfig
+    from scenes import three_class_scene
+
+    scene = three_class_scene()
+    train = np.zeros_like(scene.labels)
+    train[0, 0], train[-1, -1], train[0, -1] = 1, 2, 3
+    n = int(scene.valid.sum())
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(n, 8))
+    teacher = rng.dirichlet(np.ones(3), size=n).astype(np.float32)
+    with pytest.raises(ValueError, match="embeddings"):
+        SceneGraph(scene.cube, scene.valid, train, 3, TransductionConfig(view_refresh=True))
+    runs = {}
+    for name, cfg in {"off": TransductionConfig(embedding_view=True),
+                      "on": TransductionConfig(embedding_view=True, view_refresh=True)}.items():
+        g = SceneGraph(scene.cube, scene.valid, train, 3, cfg, emb)
+        first = g.probs.copy()
+        g.refresh(emb, teacher)
+        runs[name] = (first, g.probs)
+    np.testing.assert_array_equal(runs["off"][0], runs["on"][0])  # same first propagation
+    assert not np.allclose(runs["off"][1], runs["on"][1])          # the refresh differs
+    np.testing.assert_allclose(runs["on"][1].sum(1), 1.0, atol=1e-5)
