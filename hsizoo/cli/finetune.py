@@ -95,7 +95,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     shots = None if args.all_labels else args.shots
     ft = finetune(args.scene, args.labels, shots=shots, model=args.model,
                   pretrained=False if args.no_pretrained else None, seed=args.seed,
-                  wavelengths=args.wavelengths, sensor=args.sensor,
+                  wavelengths=args.wavelengths, sensor=args.sensor, nodata=args.nodata,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
                   progress=not args.quiet, device=args.device, precision=args.precision)
     if not args.json:
@@ -203,6 +203,8 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
                    help="stop fine-tuning after this many seconds")
     p.add_argument("--seed", type=types.seed, default=0,
                    help="seed of the shot draw and of training (default 0)")
+    p.add_argument("--nodata", type=float, default=None,
+                   help="the scene's fill value, when the file does not declare one")
     _add_scene_and_run_args(p)
 
 

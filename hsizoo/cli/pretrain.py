@@ -66,15 +66,23 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--export", default=None, metavar="FOLDER",
                    help="after training, publish the encoder as a Hub-ready folder")
     p.add_argument("--tag", default=None, help="pretrained tag for --export")
+    p.add_argument("--overwrite", action="store_true",
+                   help="let --export replace a model already in FOLDER")
 
 
 def _run_cli(args: argparse.Namespace) -> int:
+    from hsizoo.io.atomic import OutputError
+
     recipe = {}
     for f in fields(PretrainConfig):
         v = getattr(args, f.name, None)
         if v is not None and f.name != "scenes":
             recipe[f.name] = v
     try:
+        if args.export:  # before the training, which an existing model there would waste
+            from hsizoo.hub.save import check_save_folder
+
+            check_save_folder(args.export, args.overwrite)
         res = pretrain(args.scenes or None, args.run_dir, resume=args.resume,
                        max_time=args.max_time, until_step=args.until_step,
                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
@@ -82,7 +90,8 @@ def _run_cli(args: argparse.Namespace) -> int:
                        device=args.device,
                        precision=args.precision, data_root=args.data_root, probe=args.probe,
                        probe_every=args.probe_every, **recipe)
-    except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError) as e:
+    except (ValueError, FileExistsError, FileNotFoundError, NonFiniteLossError,
+            OutputError) as e:
         print(f"hsizoo pretrain: error: {e}", file=sys.stderr)
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
@@ -99,7 +108,8 @@ def _run_cli(args: argparse.Namespace) -> int:
                     and args.max_time is None:
                 print("hsizoo pretrain: not exporting an interrupted run", file=sys.stderr)
                 return 1
-            export_pretrained(res.run_dir, args.export, tag=args.tag, overwrite=True)
+            export_pretrained(res.run_dir, args.export, tag=args.tag,
+                              overwrite=args.overwrite)
     return 0
 
 

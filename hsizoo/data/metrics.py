@@ -97,13 +97,28 @@ def evaluate(reference: np.ndarray, predicted: np.ndarray, num_classes: int | No
         The :class:`ClassificationReport`.
 
     Raises:
-        ValueError: shapes differ, or the reference has no labelled pixel.
+        ValueError: shapes differ; the reference is not class ids (NaN, fractions, negative
+            values, a fill value such as 255) or holds ids above ``num_classes``; or it has no
+            labelled pixel.
     """
-    ref = np.asarray(reference)
+    from hsizoo.io.labels import check_label_ids
+
     pred = np.asarray(predicted)
+    ref = np.asarray(reference)
     if ref.shape != pred.shape:
         raise ValueError(f"Reference labels {ref.shape} and prediction {pred.shape} differ in "
                          "shape; evaluate a class map of the same scene as the labels.")
+    # NaN, fractions, negative ids and fill values such as 255 are refused with advice: they
+    # would count as wrongly classified pixels.
+    ref = check_label_ids(ref, "the reference label map")
+    if num_classes and int(ref.max()) > int(num_classes):
+        extra = ref > int(num_classes)
+        ids = ", ".join(str(int(v)) for v in np.unique(ref[extra])[:5])
+        raise ValueError(
+            f"The reference labels hold class id(s) {ids} ({int(extra.sum())} pixels) above the "
+            f"{int(num_classes)} classes of the map: those pixels could only count as errors. "
+            "Set them to 0 if they mark unlabelled or nodata pixels, or renumber the reference "
+            f"to the classes 1..{int(num_classes)} the model was trained on.")
     labelled = ref > 0
     n = int(labelled.sum())
     if n == 0:

@@ -47,7 +47,7 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
              model: str | None = None, pretrained: bool | None = None, seed: int | None = None,
              wavelengths: Sequence[float] | None = None, *, sensor: str | None = None,
              class_names: Sequence[str] | None = None, recipe: FinetuneRecipe | None = None,
-             **settings: Any) -> FineTuned:
+             nodata: float | None = None, **settings: Any) -> FineTuned:
     """Fine-tune an S2Former on a few labelled pixels of a scene (DAFT by default).
 
     Args:
@@ -63,6 +63,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
         sensor: Sensor preset naming the bands of an array or a file without wavelengths.
         class_names: Names of classes 1..K (default the scene's, else "class k").
         recipe: A :class:`FinetuneRecipe`; keyword settings override its fields.
+        nodata: The cube's fill value (pixels with it in any band are invalid: not trained on,
+            not classified), for an array or a file that does not declare one. Pixels holding
+            one value in every band are refused unless declared this way.
         **settings: Any field of :class:`FinetuneRecipe` (``steps=``, ``daft=``, ``device=``, ...).
 
     Returns:
@@ -76,7 +79,8 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
     recipe = FinetuneRecipe.resolve(recipe, model=model, pretrained=pretrained, seed=seed,
                                     **settings)
     marks = {"start": time.perf_counter()}
-    inputs = prepare(scene_or_cube, labels, shots, recipe, wavelengths, sensor, class_names)
+    inputs = prepare(scene_or_cube, labels, shots, recipe, wavelengths, sensor, class_names,
+                     nodata)
     history: dict[str, Any] = {**recipe.as_history(), **inputs.history(), "shots": shots}
     marks["prepare"] = time.perf_counter()
     if recipe.adapt_steps > 0:

@@ -15,20 +15,30 @@ __all__ = ["as_scene", "build_model", "check_coverage", "check_scene_valid", "lo
            "band_match", "pick_checkpoint", "prepare_labels"]
 
 
-def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None) -> Any:
-    """A Scene from a Scene, a raster / .mat path, or an (H, W, B) array with its wavelengths."""
+def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None,
+             nodata: float | None = None) -> Any:
+    """A Scene from a Scene, a raster / .mat path, or an (H, W, B) array with its wavelengths;
+    ``nodata`` (the cube's fill value) marks pixels invalid on top of NaN/inf and a file's own
+    declared nodata."""
     from hsizoo.io import Scene, read_scene
     from hsizoo.io.scene import axis_order_hint
+    from hsizoo.io.validity import valid_mask
 
     if isinstance(scene_or_cube, Scene):
         if wavelengths is not None:
             from hsizoo.spectral.grid import as_wavelength_array
 
             scene_or_cube = replace(scene_or_cube, wavelengths=as_wavelength_array(wavelengths))
+        if nodata is not None:
+            scene_or_cube = replace(scene_or_cube, valid=scene_or_cube.valid
+                                    & valid_mask(scene_or_cube.cube, nodata))
         return scene_or_cube
-    if isinstance(scene_or_cube, (str, Path)) or type(scene_or_cube).__name__ == "DataArray":
-        # a path, or an xarray DataArray (its wavelengths, CRS and transform: hsizoo.io.xarray)
-        return read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor)
+    if isinstance(scene_or_cube, (str, Path)):
+        return read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor, nodata=nodata)
+    if type(scene_or_cube).__name__ == "DataArray":
+        # an xarray DataArray (its wavelengths, CRS and transform: hsizoo.io.xarray)
+        return as_scene(read_scene(scene_or_cube, wavelengths=wavelengths, sensor=sensor),
+                        None, None, nodata)
     cube = np.asarray(scene_or_cube)
     if cube.ndim != 3:
         raise ValueError(f"Expected a Scene, a file path or an (H, W, bands) cube; got an array of "
@@ -41,7 +51,9 @@ def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: st
         if hint:
             raise ValueError(f"{err}{hint}") from err
         raise
-    return Scene(cube=cube.astype(np.float32, copy=False), wavelengths=wl, sensor=sensor)
+    cube = cube.astype(np.float32, copy=False)
+    return Scene(cube=cube, wavelengths=wl, sensor=sensor,
+                 valid=None if nodata is None else valid_mask(cube, nodata))
 
 
 def _preset_bands(sensor: str | None) -> int | None:
@@ -62,8 +74,10 @@ MAX_CLASS_ID = 65535
 
 def check_scene_valid(scene: Any) -> None:
     """Refuse a scene without a single valid pixel, naming its nodata value and file: said before
-    anything about the labels, which such a scene would otherwise be blamed on."""
-    from hsizoo.io.validity import no_valid_pixel_message
+    anything about the labels, which such a scene would otherwise be blamed on. Refuse, too, valid
+    pixels that hold one value in every band (an undeclared fill value such as -9999:
+    :func:`hsizoo.io.validity.flat_spectra`), naming the value and how to declare it."""
+    from hsizoo.io.validity import flat_spectra, flat_spectra_message, no_valid_pixel_message
 
     valid = getattr(scene, "valid", None)
     if valid is not None and not np.asarray(valid).any():
@@ -71,6 +85,10 @@ def check_scene_valid(scene: Any) -> None:
         raise ValueError(no_valid_pixel_message(scene.cube, nodata,
                                                 scene.path or "(in memory)")
                          + " Nothing can be trained or predicted on it.")
+    if valid is not None:
+        found = flat_spectra(scene.cube, np.asarray(valid))
+        if found:
+            raise ValueError(flat_spectra_message(found, scene.path or "(in memory)"))
 
 
 def load_label_map(labels: Any, scene: Any = None, nodata: float | None = None) -> np.ndarray:
@@ -337,6 +355,18 @@ def build_model(name: str, pretrained: bool | None, checkpoint_path: str | None,
         m = create_model(name, checkpoint_path=checkpoint_path, **model_kwargs)
         m.reset_classifier(num_classes)
         return m, f"checkpoint {checkpoint_path}"
+    from hsizoo.hub.hf_names import is_hf_name
+
+    if is_hf_name(name) or Path(name).expanduser().is_dir():
+        # A saved folder or a Hub name carries its own weights: load them, new head.
+        if pretrained is False:
+            raise ValueError(f"{name} is a saved model with its own weights; pretrained=False "
+                             "(CLI: --no-pretrained) asks for a random initialisation. Pass "
+                             "its architecture's name (e.g. s2former_tiny) for that, or drop "
+                             "pretrained=False to fine-tune from its weights.")
+        m = create_model(name, **model_kwargs)
+        m.reset_classifier(num_classes)
+        return m, f"saved model {name}"
     if pretrained is False:
         return create_model(name, num_classes=num_classes, **model_kwargs), "random init"
     arch = name.split(".")[0]

@@ -98,20 +98,22 @@ def check_scene_size(scene: Any, patch_size: int, model: Any = None) -> None:
 
 def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: FinetuneRecipe,
             wavelengths: Sequence[float] | None = None, sensor: str | None = None,
-            class_names: Sequence[str] | None = None) -> Prepared:
+            class_names: Sequence[str] | None = None, nodata: float | None = None) -> Prepared:
     """Read and check the inputs, draw the shots, build the backbone (seeded by the recipe)."""
     seed = recipe.seed
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    scene = as_scene(scene_or_cube, wavelengths, sensor)
+    scene = as_scene(scene_or_cube, wavelengths, sensor, nodata)
     check_scene_valid(scene)  # before the labels, which an empty scene would be blamed on
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
     if labels is not None:
         # Read (and check) a label file once; keep the user's full map with the scene, so that
-        # evaluate() can use it.
+        # evaluate() scores against it. A full map (shots drawn from it) replaces labels the
+        # scene already carried; a sparse map of training pixels (shots=None) does not, since
+        # the scene's own reference is then the only one to score against.
         labels = load_label_map(labels, scene)
-        if scene.labels is None:
+        if scene.labels is None or shots is not None:
             scene = replace(scene, labels=labels)
     train, K, names = prepare_labels(labels, scene, shots, seed, class_names)
     dev = resolve_device(recipe.device)

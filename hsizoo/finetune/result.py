@@ -9,7 +9,7 @@ import numpy as np
 import torch.nn as nn
 
 from hsizoo.spectral.grid import BandStats, resolve_wavelengths
-from hsizoo.finetune.inputs import as_scene, check_coverage
+from hsizoo.finetune.inputs import as_scene, check_coverage, check_scene_valid
 
 __all__ = ["FineTuned", "load_finetuned"]
 
@@ -101,13 +101,16 @@ class FineTuned:
         elif isinstance(scene, (str, Path)) and out_path is not None:
             from hsizoo.io import read_scene_info
 
+            # The file's own wavelengths win over ``sensor`` (used only for a file without
+            # them), as when the scene is read whole; ``wavelengths`` override both.
             info = read_scene_info(scene, wavelengths=wavelengths, sensor=sensor)
             wl = None
-            if wavelengths is not None or sensor is not None:
-                wl = resolve_wavelengths(wavelengths, sensor, num_bands=info.num_bands)
-            if wl is not None or getattr(info, "wavelengths", None) is not None:
-                _compare_wavelengths(np.asarray(wl if wl is not None else info.wavelengths,
-                                                float), self.wavelengths)
+            if wavelengths is not None:
+                wl = resolve_wavelengths(wavelengths, None, num_bands=info.num_bands)
+            elif getattr(info, "wavelengths", None) is not None:
+                wl = np.asarray(info.wavelengths, float)
+            if wl is not None:
+                _compare_wavelengths(np.asarray(wl, float), self.wavelengths)
             return predict_scene(self.model, scene, self.stats, wl, self.class_names,
                                  window_size=window_size, batch_size=batch_size,
                                  out_path=out_path, confidence_path=confidence_path,
@@ -115,6 +118,8 @@ class FineTuned:
                                  progress=progress, precision=precision)
         else:
             scene = as_scene(scene, wavelengths, sensor)
+            if scene is not self.scene:
+                check_scene_valid(scene)  # no valid pixel, or undeclared fill values
         check_coverage(self.model, np.asarray(scene.wavelengths))
         if scene is not self.scene:
             _compare_wavelengths(np.asarray(scene.wavelengths, float), self.wavelengths)

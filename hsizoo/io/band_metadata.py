@@ -111,6 +111,17 @@ def _to_nm(values: Sequence[float], unit: str | None) -> np.ndarray:
     return wl * float(factor)
 
 
+def _band_numbers(texts: Sequence[Any]) -> bool:
+    """Whether band descriptions are band numbers ("1", "2", ... or "Band 1", ...): consecutive
+    integers without a unit, which the micrometre rule would otherwise read as 1000, 2000, ...
+    nm."""
+    parsed = [_parse_value(t, free_text=True) for t in texts]
+    if len(parsed) < 2 or any(p is None or p[1] is not None for p in parsed):
+        return False
+    v = np.asarray([p[0] for p in parsed])  # type: ignore[index]
+    return bool(np.all(v == np.round(v)) and np.all(np.diff(v) == 1) and v[0] in (0, 1))
+
+
 def _parse_value(text: Any, free_text: bool = False) -> tuple[float, str | None] | None:
     """Parse "450.5", "450.5 nm" or "0.4505 um" into (value, unit); None if it is not that.
 
@@ -286,7 +297,7 @@ def _raster_wavelengths(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str] | 
         return wl, fwhm, "band tags (IMAGERY domain)"
     # 3. band descriptions
     desc = descriptions(ds)
-    if all(d for d in desc):
+    if all(d for d in desc) and not _band_numbers(desc):
         wl = _values_from_strings(desc, None, free_text=True)
         if wl is not None:
             return wl, None, "band descriptions"

@@ -87,12 +87,22 @@ def check_label_ids(arr: Any, where: str = "the label map", nodata: float | None
                              "number; pass nodata=<number> or None.") from None
         hit = np.isnan(arr) if np.isnan(nd) and arr.dtype.kind == "f" else arr == nd
         n = int(hit.sum())
+        zeros = int(((arr == 0) & ~hit).sum()) if nd != 0 else 0
         if n:
             arr = np.where(hit, 0, arr)
             if nd != 0:
                 warnings.warn(
                     f"{n} pixel(s) of {where} hold its nodata value {nd:g} ({nodata_source}) and "
                     "are read as unlabelled (0).", UserWarning, stacklevel=3)
+        if zeros:
+            # A map that declares a non-zero nodata and also holds 0 often numbers its classes
+            # 0..K-1 (the segmentation convention); hsizoo reads 0 as unlabelled.
+            warnings.warn(
+                f"{where} declares nodata {nd:g} ({nodata_source}) and also holds {zeros} "
+                "pixel(s) of value 0, which hsizoo reads as unlabelled, not as a class. If its "
+                "classes are numbered from 0 (0..K-1), add 1 to every class id first (keeping "
+                "the nodata pixels at 0); if 0 already means unlabelled, nothing is lost.",
+                UserWarning, stacklevel=3)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():

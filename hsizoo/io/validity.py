@@ -23,6 +23,44 @@ def valid_mask(cube: np.ndarray, nodata: float | None) -> np.ndarray:
     return ok
 
 
+#: Fewest bands for which a spectrum that holds one value in every band is read as a fill value.
+FLAT_MIN_BANDS = 5
+
+
+def flat_spectra(cube: np.ndarray, valid: np.ndarray) -> dict[float, int]:
+    """Valid pixels whose every band holds the same value, counted by that value.
+
+    No measured spectrum of :data:`FLAT_MIN_BANDS` or more bands is exactly flat: such pixels
+    are fill values (-9999, 0, 65535, ...) that nobody declared as nodata. Empty for fewer bands.
+    """
+    if cube.ndim != 3 or cube.shape[2] < FLAT_MIN_BANDS:
+        return {}
+    found: dict[float, int] = {}
+    step = max(1, (1 << 22) // max(1, int(np.prod(cube.shape[1:]))))
+    for r in range(0, cube.shape[0], step):
+        part = cube[r:r + step]
+        flat = (part == part[..., :1]).all(axis=-1) & np.asarray(valid[r:r + step], bool)
+        if flat.any():
+            vals, counts = np.unique(part[..., 0][flat], return_counts=True)
+            for v, n in zip(vals.tolist(), counts.tolist()):
+                found[float(v)] = found.get(float(v), 0) + int(n)
+    return found
+
+
+def flat_spectra_message(found: dict[float, int], where: object) -> str:
+    """What :func:`flat_spectra` found, and how to declare the fill value."""
+    n = sum(found.values())
+    top = sorted(found.items(), key=lambda kv: -kv[1])
+    vals = ", ".join(f"{v:g} ({c} pixel{'s' if c > 1 else ''})" for v, c in top[:3])
+    more = f" and {len(top) - 3} more value(s)" if len(top) > 3 else ""
+    v = top[0][0]
+    return (f"{n} valid pixel(s) of the scene {where} hold one value in every band: {vals}{more}. "
+            "Those are fill values, not spectra: they would skew every band's statistics and be "
+            f"classified. Declare the fill value: finetune(..., nodata={v:g}) or "
+            f"read_scene(path, nodata={v:g}) (command line: --nodata {v:g}), or mark those "
+            "pixels invalid with Scene(..., valid=mask).")
+
+
 def no_valid_pixel_message(cube: np.ndarray, nodata: float | None, where: object) -> str:
     """Why a scene has no valid pixel, and what to check: for messages about such a scene.
 

@@ -44,6 +44,8 @@ from hsizoo.predict.units import Unit, parse_shard, plan_units, rmdir_if_empty, 
 __all__ = ["Campaign", "Unit", "parse_shard", "plan_units"]
 
 PARTS = ".hsizoo-parts"
+#: Tag of a campaign's maps naming the fingerprint of the model that made them.
+MODEL_TAG = "HSIZOO_MODEL_FINGERPRINT"
 
 
 def _fingerprint(ft: Any) -> str:
@@ -113,6 +115,7 @@ class Campaign:
             or os.environ.get("SLURM_JOB_ID") or os.environ.get("AWS_BATCH_JOB_ID") \
             or time.strftime("%Y%m%d-%H%M%S")
         self.fingerprint = _fingerprint(self.finetuned)
+        self._check_existing_maps()
         self.units = plan_units([(s.stem, i.height, i.width, i.num_bands)
                                  for s, i in zip(self.scenes, self._infos)], self.max_unit_mb,
                                 self.min_unit_rows)
@@ -126,6 +129,28 @@ class Campaign:
 
     def parts_dir(self, scene: int) -> Path:
         return self.out_dir / PARTS / f"{self.scenes[scene].stem}-{self.fingerprint}"
+
+    def _check_existing_maps(self) -> None:
+        """Refuse to keep maps in ``out_dir`` that another model made (a rerun would otherwise
+        count them as done and leave them, stale, under the new model's name)."""
+        if self.overwrite:
+            return
+        import rasterio
+
+        for i in range(len(self.scenes)):
+            for path in (self.map_path(i), self.confidence_path(i)):
+                if not path.is_file():
+                    continue
+                with rasterio.open(path) as ds:
+                    made_by = ds.tags().get(MODEL_TAG)
+                if made_by != self.fingerprint:
+                    by = (f"another model (fingerprint {made_by})" if made_by else
+                          "a model hsizoo cannot identify (no fingerprint tag)")
+                    raise FileExistsError(
+                        f"{path} already exists and was made by {by}, not by this model "
+                        f"(fingerprint {self.fingerprint}). Pass --overwrite (Campaign("
+                        "overwrite=True)) to map every scene again with this model, or choose "
+                        "another --out-dir.")
 
     def done(self, scene: int) -> bool:
         """The scene's outputs exist (and are not to be overwritten)."""
@@ -271,6 +296,10 @@ class Campaign:
                                 class_names=names, legend=False, overviews=False)
             else:
                 write_confidence_map(tmp, cf, crs=info.crs, transform=info.transform)
+            import rasterio
+
+            with rasterio.open(tmp, "r+") as ds:  # the COG copy keeps the tag
+                ds.update_tags(**{MODEL_TAG: self.fingerprint})
             try:
                 with commit_together():  # the COG and its legend sidecar appear together
                     with AtomicFile(target, overwrite=True) as out:

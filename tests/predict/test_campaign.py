@@ -202,3 +202,24 @@ def test_cli_shards_and_refusals(campaign_inputs, reference, tmp_path, capsys) -
         assert main(args + ["--out-dir", str(tmp_path), "--shard", shard]) == 0
     assert "mosaics: mosaic_epsg_32616.vrt" in capsys.readouterr().out
     _check_outputs(tmp_path, reference)
+
+
+def test_maps_of_another_model_are_not_counted_as_done(campaign_inputs, tmp_path) -> None:
+    import rasterio
+
+    import hsizoo
+    from hsizoo.predict.campaign import MODEL_TAG
+
+    model, scenes = campaign_inputs
+    map_scenes(model, scenes[:1], tmp_path, progress=False, **UNIT)
+    with rasterio.open(tmp_path / "a.tif") as ds:
+        first = ds.tags()[MODEL_TAG]
+    other = hsizoo.finetune(three_class_scene(), shots=3, model="s2former_test",
+                            pretrained=False, steps=5, head_steps=5, seed=7, progress=False)
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(FileExistsError, match="another model"):
+        map_scenes(tmp_path / "other", scenes[:1], tmp_path, progress=False, **UNIT)
+    map_scenes(tmp_path / "other", scenes[:1], tmp_path, progress=False, overwrite=True, **UNIT)
+    with rasterio.open(tmp_path / "a.tif") as ds:
+        assert ds.tags()[MODEL_TAG] != first
+    map_scenes(tmp_path / "other", scenes[:1], tmp_path, progress=False, **UNIT)  # same model: done

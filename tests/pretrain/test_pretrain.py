@@ -411,6 +411,20 @@ def test_hsizoo_cli_pretrain_subcommand_and_export(tmp_path: Path,
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 3
     assert (run / "loss_curve.png").is_file()
     assert json.loads((out / "config.json").read_text())["tag"] == "t"
+    # A second export into the same folder is refused before any training, unless --overwrite.
+    before = (out / "model.safetensors").read_bytes()
+    rc = main(["pretrain", SPEC, "--run-dir", str(tmp_path / "run2"), "--model", "s2former_test",
+               "--steps", "3", "--batch-size", "4", "--no-progress", "--export", str(out),
+               "--tag", "u"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "overwrite" in err and str(out) in err
+    assert not (tmp_path / "run2").exists()
+    assert (out / "model.safetensors").read_bytes() == before
+    rc = main(["pretrain", SPEC, "--run-dir", str(tmp_path / "run2"), "--model", "s2former_test",
+               "--steps", "3", "--batch-size", "4", "--no-progress", "--export", str(out),
+               "--tag", "u", "--overwrite", "--seed", "5"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["tag"] == "u"
 
 
 # --------------------------------------------------------------------------- DDP
