@@ -85,6 +85,8 @@ class MethodSpec:
         daft_overrides: (field, value) pairs of :class:`hsizoo.method.daft.DaftConfig` that differ
             from its defaults (ablations of DAFT's terms).
         transduction_overrides: The same for :class:`hsizoo.finetune.TransductionConfig`.
+        recipe_overrides: The same for :class:`hsizoo.finetune.FinetuneRecipe` (e.g.
+            ``adapt_steps``).
     """
 
     name: str
@@ -96,6 +98,7 @@ class MethodSpec:
     transduction: bool = True
     daft_overrides: tuple[tuple[str, Any], ...] = ()
     transduction_overrides: tuple[tuple[str, Any], ...] = ()
+    recipe_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoint-nofdc",
@@ -140,6 +143,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "embedding view joining the pseudo-label refresh's propagation too", "s2former",
                "indomain", daft=True, pretrained=True,
                transduction_overrides=(("embedding_view", True), ("view_refresh", True))),
+    MethodSpec("s2former_ssl_daft_adapt", "variant: transductive DAFT after 300 steps of "
+               "scene-adaptive self-supervision on the scene's own unlabelled pixels "
+               "(adapt_steps)", "s2former", "indomain", daft=True, pretrained=True,
+               recipe_overrides=(("adapt_steps", 300),)),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,
@@ -230,7 +237,7 @@ def _fit_s2former(spec: MethodSpec, scene: Any, train: np.ndarray, seed: int,
     from hsizoo.method.daft import DaftConfig
     from hsizoo.finetune import TransductionConfig
 
-    kwargs = dict(opts.finetune_kwargs)
+    kwargs = {**dict(opts.finetune_kwargs), **dict(spec.recipe_overrides)}
     daft: Any = DaftConfig(**dict(spec.daft_overrides)) if spec.daft else False
     transduction: Any = TransductionConfig(**dict(spec.transduction_overrides)) \
         if spec.transduction else False
@@ -307,7 +314,10 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
             "daft_overrides": dict(spec.daft_overrides),
             "transduction_overrides": dict(spec.transduction_overrides),
             "checkpoint": opts.checkpoints.get(spec.checkpoint) if spec.checkpoint else None,
-            "checkpoint_sha256": _checkpoint_sha(spec, opts)}
+            "checkpoint_sha256": _checkpoint_sha(spec, opts),
+            # only where a method has them, so the stored settings of the others keep their keys
+            **({"recipe_overrides": dict(spec.recipe_overrides)} if spec.recipe_overrides
+               else {})}
 
 
 def _checkpoint_sha(spec: MethodSpec, opts: BenchOptions) -> str | None:

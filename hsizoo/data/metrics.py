@@ -110,7 +110,8 @@ def evaluate(reference: np.ndarray, predicted: np.ndarray, num_classes: int | No
                          "shape; evaluate a class map of the same scene as the labels.")
     # NaN, fractions, negative ids and fill values such as 255 are refused with advice: they
     # would count as wrongly classified pixels.
-    ref = check_label_ids(ref, "the reference label map")
+    # (any shape: maps, or vectors of pixels; checked as one row of pixels)
+    ref = check_label_ids(ref.reshape(1, -1), "the reference label map").reshape(ref.shape)
     if num_classes and int(ref.max()) > int(num_classes):
         extra = ref > int(num_classes)
         ids = ", ".join(str(int(v)) for v in np.unique(ref[extra])[:5])
