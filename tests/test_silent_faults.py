@@ -134,3 +134,31 @@ def test_streamed_predict_lets_the_files_wavelengths_win_over_sensor(tmp_path) -
         streamed = ds.read(1)
     np.testing.assert_array_equal(streamed, ft.predict(str(path), progress=False).class_map)
     assert res.seconds >= 0
+
+
+def test_streamed_predict_refuses_an_undeclared_fill_value_and_writes_nothing(tmp_path) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    import hsizoo
+
+    s = three_class_scene()
+    ft = hsizoo.finetune(s, shots=3, **FAST)
+    cube = s.cube.copy()
+    cube[:, -3:] = -9999.0
+    path = tmp_path / "filled.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=20, width=18, count=WL.size,
+                       dtype="float32", crs="EPSG:32616",
+                       transform=from_origin(500_000, 4.2e6, 20, 20)) as ds:
+        ds.write(np.moveaxis(cube, 2, 0))
+        ds.update_tags(ns="ENVI", wavelength="{" + ",".join(f"{v:g}" for v in WL) + "}",
+                       **{"wavelength units": "Nanometers"})
+    with pytest.raises(ValueError, match=r"-9999 \(60 pixels\)"):
+        ft.predict(str(path), out_path=tmp_path / "map.tif", progress=False)
+    assert not (tmp_path / "map.tif").exists()
+    with rasterio.open(path, "r+") as ds:  # declared in the file: those pixels are nodata
+        ds.nodata = -9999.0
+    res = ft.predict(str(path), out_path=tmp_path / "map.tif", progress=False)
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert (ds.read(1)[:, -3:] == 0).all() and (ds.read(1)[:, :-3] > 0).all()
+    assert res.seconds >= 0

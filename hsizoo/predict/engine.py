@@ -370,6 +370,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     """
     from hsizoo.io import Scene, open_class_map_writer, open_confidence_map_writer, read_scene_info
     from hsizoo.io.commit import commit_together, refuse_inputs_as_outputs
+    from hsizoo.io.validity import flat_spectra, flat_spectra_message
 
     t0 = time.perf_counter()
     K = int(model.num_classes)
@@ -377,6 +378,7 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
     if len(names) != K:
         raise ValueError(f"{len(names)} class names for a model with {K} classes.")
     in_memory = isinstance(scene, Scene)
+    where = (getattr(scene, "path", None) or "(in memory)") if in_memory else scene
     refuse_inputs_as_outputs([("out_path", out_path, ()), ("confidence_path", confidence_path, ())],
                              [("the scene", getattr(scene, "path", None) if in_memory else scene)])
     if rows is not None and not in_memory:
@@ -417,6 +419,9 @@ def predict_scene(model: torch.nn.Module, scene: Any, stats: BandStats,
         m = smoothing_radius(smooth_sigma)
         for block in _blocks(scene, window_size, P // 2 + m, nodata, rows):
             core_valid = block.crop(block.valid)
+            fills = flat_spectra(block.crop(block.cube), core_valid)
+            if fills:  # an undeclared fill value: refused, not classified (nothing is kept)
+                raise ValueError(flat_spectra_message(fills, where))
             x = stats.apply(block.cube)
             padded = prepare_cube(x, block.valid, P)
             r0, c0 = block.core[0].start, block.core[1].start
