@@ -11,8 +11,8 @@ import torch.nn as nn
 
 from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
-__all__ = ["as_scene", "build_model", "check_coverage", "check_scene_valid", "load_label_map",
-           "band_match", "pick_checkpoint", "prepare_labels"]
+__all__ = ["as_scene", "build_model", "check_coverage", "check_fill_values", "check_scene_valid",
+           "load_label_map", "band_match", "pick_checkpoint", "prepare_labels"]
 
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None,
@@ -74,10 +74,8 @@ MAX_CLASS_ID = 65535
 
 def check_scene_valid(scene: Any) -> None:
     """Refuse a scene without a single valid pixel, naming its nodata value and file: said before
-    anything about the labels, which such a scene would otherwise be blamed on. Refuse, too, valid
-    pixels that hold one value in every band (an undeclared fill value such as -9999:
-    :func:`hsizoo.io.validity.flat_spectra`), naming the value and how to declare it."""
-    from hsizoo.io.validity import flat_spectra, flat_spectra_message, no_valid_pixel_message
+    anything about the labels, which such a scene would otherwise be blamed on."""
+    from hsizoo.io.validity import no_valid_pixel_message
 
     valid = getattr(scene, "valid", None)
     if valid is not None and not np.asarray(valid).any():
@@ -85,10 +83,17 @@ def check_scene_valid(scene: Any) -> None:
         raise ValueError(no_valid_pixel_message(scene.cube, nodata,
                                                 scene.path or "(in memory)")
                          + " Nothing can be trained or predicted on it.")
-    if valid is not None:
-        found = flat_spectra(scene.cube, np.asarray(valid))
-        if found:
-            raise ValueError(flat_spectra_message(found, scene.path or "(in memory)"))
+
+
+def check_fill_values(scene: Any) -> None:
+    """Refuse valid pixels that hold one value in every band (an undeclared fill value such as
+    -9999: :func:`hsizoo.io.validity.flat_spectra`), naming the value and how to declare it.
+    Prediction checks each window the same way (:func:`hsizoo.predict.engine.predict_scene`)."""
+    from hsizoo.io.validity import flat_spectra, flat_spectra_message
+
+    found = flat_spectra(scene.cube, np.asarray(scene.valid))
+    if found:
+        raise ValueError(flat_spectra_message(found, scene.path or "(in memory)"))
 
 
 def load_label_map(labels: Any, scene: Any = None, nodata: float | None = None) -> np.ndarray:

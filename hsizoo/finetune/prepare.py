@@ -13,6 +13,7 @@ from hsizoo.finetune.inputs import (
     as_scene,
     build_model,
     check_coverage,
+    check_fill_values,
     check_scene_valid,
     load_label_map,
     prepare_labels,
@@ -106,6 +107,7 @@ def prepare(scene_or_cube: Any, labels: Any, shots: int | None, recipe: Finetune
     rng = np.random.default_rng(seed)
     scene = as_scene(scene_or_cube, wavelengths, sensor, nodata)
     check_scene_valid(scene)  # before the labels, which an empty scene would be blamed on
+    check_fill_values(scene)
     wl = np.asarray(scene.wavelengths, dtype=np.float64)
     if labels is not None:
         # Read (and check) a label file once; keep the user's full map with the scene, so that

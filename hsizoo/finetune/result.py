@@ -9,7 +9,7 @@ import numpy as np
 import torch.nn as nn
 
 from hsizoo.spectral.grid import BandStats, resolve_wavelengths
-from hsizoo.finetune.inputs import as_scene, check_coverage, check_scene_valid
+from hsizoo.finetune.inputs import as_scene, check_coverage
 
 __all__ = ["FineTuned", "load_finetuned"]
 
@@ -118,8 +118,6 @@ class FineTuned:
                                  progress=progress, precision=precision)
         else:
             scene = as_scene(scene, wavelengths, sensor)
-            if scene is not self.scene:
-                check_scene_valid(scene)  # no valid pixel, or undeclared fill values
         check_coverage(self.model, np.asarray(scene.wavelengths))
         if scene is not self.scene:
             _compare_wavelengths(np.asarray(scene.wavelengths, float), self.wavelengths)

@@ -1,7 +1,16 @@
 """Pixel validity: which pixels of a cube hold a usable spectrum (no NaN, inf or nodata band)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
+
+
+def _row_slabs(cube: np.ndarray) -> Iterator[slice]:
+    """Slices of rows whose (rows, W, B) boolean temporaries stay small (~4 M elements)."""
+    step = max(1, (1 << 22) // max(1, int(np.prod(cube.shape[1:]))))
+    for r in range(0, cube.shape[0], step):
+        yield slice(r, r + step)
 
 
 def valid_mask(cube: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -12,14 +21,12 @@ def valid_mask(cube: np.ndarray, nodata: float | None) -> np.ndarray:
     ok = np.empty(cube.shape[:-1], dtype=bool)
     check_nodata = nodata is not None and bool(np.isfinite(nodata))
     value = np.asarray(nodata if check_nodata else 0, dtype=cube.dtype)
-    # in slabs of rows, so the (rows, W, B) boolean temporaries stay small for big windows
-    step = max(1, (1 << 22) // max(1, int(np.prod(cube.shape[1:]))))
-    for r in range(0, cube.shape[0], step):
-        part = cube[r:r + step]
+    for rows in _row_slabs(cube):  # small temporaries for big windows
+        part = cube[rows]
         slab = np.isfinite(part).all(axis=-1)
         if check_nodata:
             slab &= ~(part == value).any(axis=-1)
-        ok[r:r + step] = slab
+        ok[rows] = slab
     return ok
 
 
@@ -36,10 +43,9 @@ def flat_spectra(cube: np.ndarray, valid: np.ndarray) -> dict[float, int]:
     if cube.ndim != 3 or cube.shape[2] < FLAT_MIN_BANDS:
         return {}
     found: dict[float, int] = {}
-    step = max(1, (1 << 22) // max(1, int(np.prod(cube.shape[1:]))))
-    for r in range(0, cube.shape[0], step):
-        part = cube[r:r + step]
-        flat = (part == part[..., :1]).all(axis=-1) & np.asarray(valid[r:r + step], bool)
+    for rows in _row_slabs(cube):
+        part = cube[rows]
+        flat = (part == part[..., :1]).all(axis=-1) & np.asarray(valid[rows], bool)
         if flat.any():
             vals, counts = np.unique(part[..., 0][flat], return_counts=True)
             for v, n in zip(vals.tolist(), counts.tolist()):
