@@ -3,7 +3,8 @@
 Pretraining: :mod:`.objective` (S2Former with light decoders, masked reconstruction) and
 :mod:`.losses` (pixel-domain reconstruction and FDC, the frequency-domain constraint).
 Fine-tuning: :mod:`.daft` (DAFT's teacher, noise schedule and distillation losses),
-:mod:`.transduction` (label propagation over a k-NN graph of the whole scene),
+:mod:`.transduction` (label propagation over a k-NN graph of the whole scene; its graph
+primitives in :mod:`.graph`), :mod:`.views` (the embedding graph as a second view),
 :mod:`.graph_cv` (graph settings by cross-validation on the shots) and :mod:`.smoothing`
 (spatial regularisation of probability maps). Judging a backbone: :mod:`.probe` (linear and
 graph probes on frozen features).

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from hsizoo.method.graph import knn_graph, propagate
 from hsizoo.method.pca import principal_components
 
 __all__ = ["EmbeddingView", "combine_views", "embedding_graph", "propagate_views"]
@@ -36,10 +37,8 @@ def embedding_graph(embeddings: np.ndarray, neighbours: int = 10, components: in
         components: Principal components kept (fewer when D is smaller).
 
     Returns:
-        (N, N) normalised sparse graph (:func:`hsizoo.method.transduction.knn_graph`).
+        (N, N) normalised sparse graph (:func:`hsizoo.method.graph.knn_graph`).
     """
-    from hsizoo.method.transduction import knn_graph
-
     x = np.asarray(embeddings, np.float64)
     if x.ndim != 2 or not np.isfinite(x).all():
         raise ValueError(f"embeddings must be a finite (N, D) array, got shape {x.shape}.")
@@ -68,8 +67,6 @@ class EmbeddingView:
 
     def combine(self, spectral_probs: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         """``spectral_probs`` times the propagation of the same ``seeds`` over this graph."""
-        from hsizoo.method.transduction import propagate
-
         if self.graph.shape[0] != spectral_probs.shape[0]:
             raise ValueError(f"{self.graph.shape[0]} embeddings for {spectral_probs.shape[0]} "
                              "graph nodes.")
