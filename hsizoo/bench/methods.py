@@ -159,8 +159,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
 ]}
 FULL_METHOD = "s2former_ssl_daft"
 #: Version of the fine-tuning recipe, stored with S2Former results: results of an older recipe
-#: are not reused as if they were this one's.
-RECIPE = "transductive-daft/2"
+#: are not reused as if they were this one's. /3: scene adaptation on by default where the
+#: published weights never saw the scene's sensor (``FinetuneRecipe.adapt_steps`` None); runs
+#: with weights of the scene's own sensor are unchanged from /2.
+RECIPE = "transductive-daft/3"
 #: The baselines the full method is compared against: those with no pretrained network.
 BASELINES = tuple(n for n in BASELINE_METHODS if n not in _BASELINE_CHECKPOINTS)
 

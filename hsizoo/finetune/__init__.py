@@ -8,8 +8,8 @@ reads as the method's stages:
 
 1. Inputs (:mod:`.prepare`, :mod:`.inputs`): the scene is standardised per band with its own
    statistics, the label map is checked and the shots drawn, the backbone built from the
-   self-supervised weights that suit the scene (optionally adapted to it without labels first,
-   :mod:`hsizoo.pretrain.adapt`).
+   self-supervised weights that suit the scene, adapted to it without labels first when they
+   were not pretrained on its sensor (:mod:`hsizoo.pretrain.adapt`, ``adapt_steps``).
 2. Teacher and transduction (:mod:`.pseudo`): label propagation from the shots over a k-NN graph
    of all valid pixels (spectra and position) gives the teacher's first pseudo-labels,
    class-balanced (:mod:`hsizoo.method.transduction`).
@@ -30,10 +30,10 @@ import time
 import types
 from typing import Any, Sequence
 
-from hsizoo.finetune.inputs import prepare_labels
+from hsizoo.finetune.inputs import prepare_labels, weights_know_scene
 from hsizoo.finetune.prepare import prepare
 from hsizoo.finetune.pseudo import PseudoLabels, SceneGraph
-from hsizoo.finetune.recipe import FinetuneRecipe
+from hsizoo.finetune.recipe import AUTO_ADAPT_STEPS, FinetuneRecipe
 from hsizoo.finetune.result import FineTuned, load_finetuned
 from hsizoo.finetune.student import scene_embeddings, train_student
 from hsizoo.finetune.training import fit_head
@@ -83,8 +83,9 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                      nodata)
     history: dict[str, Any] = {**recipe.as_history(), **inputs.history(), "shots": shots}
     marks["prepare"] = time.perf_counter()
-    if recipe.adapt_steps > 0:
-        history["adapt"] = _scene_adapt(inputs, recipe)
+    adapt_steps, history["adapt_rule"] = _adapt_steps(inputs, recipe)
+    if adapt_steps > 0:
+        history["adapt"] = _scene_adapt(inputs, recipe, adapt_steps)
     marks["adapt"] = time.perf_counter()
 
     # Teacher and transduction: the first pseudo-labels come from propagation over the scene.
@@ -128,12 +129,26 @@ def finetune(scene_or_cube: Any, labels: Any = None, shots: int | None = 10,
                      refiner=graph.refiner() if graph is not None else None)
 
 
-def _scene_adapt(inputs: Any, recipe: FinetuneRecipe) -> dict[str, Any]:
+def _adapt_steps(inputs: Any, recipe: FinetuneRecipe) -> tuple[int, str]:
+    """How many scene-adaptation steps to run, and why (recorded in the history)."""
+    if recipe.adapt_steps is not None:
+        return recipe.adapt_steps, "set by the recipe"
+    knows = weights_know_scene(inputs.net, inputs.weights, inputs.scene.sensor,
+                               inputs.wavelengths)
+    if knows is False:
+        return AUTO_ADAPT_STEPS, ("auto: the published weights were not pretrained on this "
+                                  "scene's sensor")
+    if knows:
+        return 0, "auto: the weights were pretrained on this scene's sensor"
+    return 0, "auto: not published weights (random, a checkpoint file or a saved model)"
+
+
+def _scene_adapt(inputs: Any, recipe: FinetuneRecipe, steps: int) -> dict[str, Any]:
     """Scene-adaptive self-supervised steps (masked reconstruction) on the unlabelled cube."""
     from hsizoo.pretrain.adapt import adapt_to_scene
 
-    return dict(adapt_to_scene(inputs.net, inputs.scene, steps=recipe.adapt_steps,
-                               seed=recipe.seed, progress=recipe.progress) or {})
+    return dict(adapt_to_scene(inputs.net, inputs.scene, steps=steps, seed=recipe.seed,
+                               progress=recipe.progress) or {})
 
 
 class _CallableModule(types.ModuleType):

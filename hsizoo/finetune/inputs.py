@@ -12,7 +12,7 @@ import torch.nn as nn
 from hsizoo.spectral.grid import canonical_resampler, resolve_wavelengths
 
 __all__ = ["as_scene", "build_model", "check_coverage", "check_fill_values", "check_scene_valid",
-           "load_label_map", "band_match", "pick_checkpoint", "prepare_labels"]
+           "load_label_map", "band_match", "pick_checkpoint", "prepare_labels", "weights_know_scene"]
 
 
 def as_scene(scene_or_cube: Any, wavelengths: Sequence[float] | None, sensor: str | None,
@@ -284,6 +284,29 @@ def band_match(scene_wl: np.ndarray, ref_wl: np.ndarray) -> dict[str, float]:
     same = (SAME_SENSOR_SPACING[0] <= ratio <= SAME_SENSOR_SPACING[1]
             and offset <= SAME_SENSOR_OFFSET and cover >= SAME_SENSOR_RANGE)
     return {"spacing_ratio": ratio, "offset": offset, "range": cover, "same_sensor": bool(same)}
+
+
+def weights_know_scene(net: nn.Module, weights: str, sensor: str | None,
+                       wavelengths: Sequence[float]) -> bool | None:
+    """Whether the published weights were pretrained on the scene's sensor (family).
+
+    True when the weights' sensor is the scene's preset or its bands match the scene's
+    (:func:`band_match`); False for published weights that never saw it (the sensor-agnostic
+    ones included); None when the weights are not published ones (random, a checkpoint file,
+    a saved model), whose pretraining is not known.
+    """
+    if weights == "random init" or weights.startswith(("checkpoint ", "saved model ")):
+        return None
+    ck = (getattr(net, "pretrained_cfg", None) or {}).get("sensor")
+    if not ck:
+        return False
+    if sensor and sensor == ck:
+        return True
+    try:
+        ref = resolve_wavelengths(None, ck)
+    except (ValueError, KeyError):
+        return False
+    return band_match(np.asarray(wavelengths, dtype=np.float64), ref)["same_sensor"]
 
 
 def pick_checkpoint(arch: str, sensor: str | None,

@@ -18,7 +18,11 @@ import torch
 from hsizoo.method.daft import DaftConfig
 from hsizoo.method.transduction import TransductionConfig
 
-__all__ = ["FinetuneRecipe"]
+__all__ = ["AUTO_ADAPT_STEPS", "FinetuneRecipe"]
+
+#: Scene-adaptation steps when ``adapt_steps`` is None and the published weights never saw the
+#: scene's sensor (300 was set before any run and not tuned: issue 19's harness variant).
+AUTO_ADAPT_STEPS = 300
 
 
 @dataclass
@@ -40,7 +44,12 @@ class FinetuneRecipe:
             settings, a :class:`~hsizoo.method.transduction.TransductionConfig`, or False
             (pseudo-labels, if any, then come from the teacher's own predictions at each
             refresh). Used only with DAFT.
-        adapt_steps: Scene-adaptive self-supervised steps before fine-tuning (0 = none).
+        adapt_steps: Scene-adaptive self-supervised steps before fine-tuning (0 = none;
+            :mod:`hsizoo.pretrain.adapt`). None (default) = :data:`AUTO_ADAPT_STEPS` when the
+            published weights were not pretrained on the scene's sensor (the sensor-agnostic
+            weights finetune picks for a PRISMA, EnMAP or ROSIS scene, say), 0 when they were
+            or when the weights are not published ones (random, a checkpoint file, a saved
+            model). Chosen on simulated scenes (issue 19, benchmarks/results/adapt_default).
         head_steps: Steps of the head warm-up on frozen features (0 skips it).
         steps: Optimiser steps of full fine-tuning.
         batch_size: Labelled patches per step (class-balanced, augmented).
@@ -67,7 +76,7 @@ class FinetuneRecipe:
     seed: int = 0
     daft: bool | DaftConfig = True
     transduction: bool | TransductionConfig = True
-    adapt_steps: int = 0
+    adapt_steps: int | None = None
     head_steps: int = 200
     steps: int = 200
     batch_size: int = 64
@@ -125,8 +134,10 @@ class FinetuneRecipe:
                 raise ValueError(f"{name} must be a finite number {'>= 0' if zero_ok else '> 0'}, "
                                  f"got {v!r}.")
 
-        for name in ("steps", "head_steps", "adapt_steps", "pseudo_rounds"):
+        for name in ("steps", "head_steps", "pseudo_rounds"):
             count(name, 0)
+        if self.adapt_steps is not None:
+            count("adapt_steps", 0)
         count("batch_size", 1)
         count("seed", 0)
         if self.seed > 2**63 - 1:  # what torch and numpy both take

@@ -76,3 +76,49 @@ def test_finetune_on_a_bare_cube_records_the_weights_it_chose() -> None:
     wl = resolve_wavelengths(None, "aviris_salinas")
     _, desc = build_model("s2former_tiny", None, None, 4, None, scene_wavelengths=wl)
     assert desc.startswith("s2former_tiny.ssl_indianpines") and "bands match" in desc
+
+
+def test_weights_know_the_scene_only_when_pretrained_on_its_sensor() -> None:
+    # The rule that turns scene adaptation on by default: published weights that never saw the
+    # scene's sensor (the sensor-agnostic ones included) are adapted; others are left alone.
+    from hsizoo.finetune.inputs import weights_know_scene
+    from hsizoo.spectral.grid import resolve_wavelengths
+
+    aviris = resolve_wavelengths(None, "aviris_salinas")
+    enmap = resolve_wavelengths(None, "enmap")
+    ip, ip_desc = build_model("s2former_tiny", None, None, 4, "aviris_indian_pines")
+    assert weights_know_scene(ip, ip_desc, "aviris_indian_pines", aviris) is True
+    assert weights_know_scene(ip, ip_desc, None, aviris) is True      # by its bands alone
+    assert weights_know_scene(ip, ip_desc, "enmap", enmap) is False   # AVIRIS weights, EnMAP scene
+    sim, sim_desc = build_model("s2former_tiny", None, None, 4, "enmap")
+    assert sim_desc.startswith("s2former_tiny.ssl_simulated")
+    assert weights_know_scene(sim, sim_desc, "enmap", enmap) is False
+    assert weights_know_scene(sim, sim_desc, "aviris_salinas", aviris) is False
+    rnd, rnd_desc = build_model("s2former_tiny", False, None, 4, "enmap")
+    assert weights_know_scene(rnd, rnd_desc, "enmap", enmap) is None  # nothing to adapt from
+    assert weights_know_scene(sim, "saved model runs/mine", "enmap", enmap) is None
+    assert weights_know_scene(sim, "checkpoint my.safetensors", "enmap", enmap) is None
+
+
+def test_finetune_adapts_by_default_only_where_the_weights_never_saw_the_sensor(monkeypatch) -> None:
+    import sys
+
+    import numpy as np
+
+    from hsizoo.data.simulate import simulate_scene
+    from hsizoo.finetune import finetune
+
+    monkeypatch.setattr(sys.modules["hsizoo.finetune"], "AUTO_ADAPT_STEPS", 3)
+    fast = dict(steps=2, head_steps=2, batch_size=8, daft=False, progress=False)
+    scene = simulate_scene((32, 32), "enmap", seed=0, num_classes=2)
+    ft = finetune(scene, scene.labels, shots=2, **fast)
+    h = ft.history
+    assert h["weights"].startswith("s2former_tiny.ssl_simulated")
+    assert h["adapt_rule"].startswith("auto: the published weights were not pretrained")
+    assert h["adapt"]["steps"] == 3 and np.isfinite(h["adapt"]["last_loss"])
+    ft = finetune(scene, scene.labels, shots=2, adapt_steps=0, **fast)
+    assert "adapt" not in ft.history and ft.history["adapt_rule"] == "set by the recipe"
+    av = simulate_scene((32, 32), "aviris_indian_pines", seed=0, num_classes=2)
+    ft = finetune(av, av.labels, shots=2, **fast)
+    assert ft.history["weights"].startswith("s2former_tiny.ssl_indianpines")
+    assert "adapt" not in ft.history and "pretrained on this scene's sensor" in ft.history["adapt_rule"]
