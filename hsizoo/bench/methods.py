@@ -147,6 +147,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "scene-adaptive self-supervision on the scene's own unlabelled pixels "
                "(adapt_steps)", "s2former", "indomain", daft=True, pretrained=True,
                recipe_overrides=(("adapt_steps", 300),)),
+    MethodSpec("s2former_ssl_daft_noadapt", "ablation: transductive DAFT without scene "
+               "adaptation (adapt_steps=0; the default adapts where the weights never saw the "
+               "scene's sensor)", "s2former", "indomain", daft=True, pretrained=True,
+               recipe_overrides=(("adapt_steps", 0),)),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,
