@@ -97,6 +97,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
                   pretrained=False if args.no_pretrained else None, seed=args.seed,
                   wavelengths=args.wavelengths, sensor=args.sensor, nodata=args.nodata,
                   daft=not args.no_daft, steps=args.steps, time_budget=args.time_budget,
+                  adapt_steps=args.adapt_steps,
                   progress=not args.quiet, device=args.device, precision=args.precision)
     if not args.json:
         print(ft.summary())
@@ -201,6 +202,10 @@ def _add_finetune_args(p: argparse.ArgumentParser) -> None:
                    help="fine-tuning steps (default 200)")
     p.add_argument("--time-budget", type=types.positive_float, default=None,
                    help="stop fine-tuning after this many seconds")
+    p.add_argument("--adapt-steps", type=types.non_negative_int, default=None,
+                   help="self-supervised steps on the scene before fine-tuning (default: 300 "
+                        "when the published weights were not pretrained on the scene's "
+                        "sensor, else 0; 0 turns it off)")
     p.add_argument("--seed", type=types.seed, default=0,
                    help="seed of the shot draw and of training (default 0)")
     p.add_argument("--nodata", type=float, default=None,

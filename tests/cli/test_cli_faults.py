@@ -385,6 +385,7 @@ def test_the_api_refuses_to_stream_a_map_over_its_scene(inputs) -> None:
     ("finetune", ["--time-budget", "0"], "--time-budget"),
     ("finetune", ["--time-budget", "nan"], "--time-budget"),
     ("finetune", ["--seed", "-1"], "--seed"),
+    ("finetune", ["--adapt-steps", "-5"], "--adapt-steps"),
     ("finetune", ["--seed", str(2**64)], "--seed"),
     ("predict", ["--window", "0"], "--window"),
     ("pretrain", ["--batch-size", "0"], "--batch-size"),
@@ -470,6 +471,18 @@ def test_a_long_wavelength_list_is_a_list_not_a_file_name(tmp_path, inputs, monk
         main(["finetune", *inputs, "--out", str(tmp_path / "m.tif"), "--wavelengths",
               str(tmp_path / "wl.txt"), *BASE])
     assert len(seen["wavelengths"]) == 6
+
+
+def test_adapt_steps_reach_finetune_and_default_to_its_rule(tmp_path, inputs,
+                                                            monkeypatch) -> None:
+    seen: dict = {}
+    _stop_before_training(monkeypatch, seen)
+    with pytest.raises(_Reached):
+        main(["finetune", *inputs, "--out", str(tmp_path / "m.tif"), *BASE])
+    assert seen["adapt_steps"] is None  # finetune's own rule decides
+    with pytest.raises(_Reached):
+        main(["finetune", *inputs, "--out", str(tmp_path / "m.tif"), "--adapt-steps", "0", *BASE])
+    assert seen["adapt_steps"] == 0
 
 
 @pytest.mark.parametrize("text,want", [
