@@ -23,13 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--b-dir", required=True, help="results folder of the compared method")
     ap.add_argument("--b", required=True, help="compared method")
     ap.add_argument("--shots", type=int, nargs="*", help="only these shot counts")
+    ap.add_argument("--labels", nargs=2, metavar=("A", "B"),
+                    help="column names (default the method names)")
     args = ap.parse_args(argv)
     try:
         pairs = paired_runs(args.a_dir, args.a, args.b_dir, args.b, args.shots)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(paired_table(pairs, args.a, args.b), end="")
+    print(paired_table(pairs, *(args.labels or (args.a, args.b))), end="")
     return 0
 
 
