@@ -144,7 +144,8 @@ def _adapt_steps(inputs: Any, recipe: FinetuneRecipe) -> tuple[int, str]:
 
 
 def _scene_adapt(inputs: Any, recipe: FinetuneRecipe, steps: int) -> dict[str, Any]:
-    """Scene-adaptive self-supervised steps (masked reconstruction) on the unlabelled cube."""
+    """Scene-adaptive self-supervised steps (the weights' pretraining objective) on the unlabelled
+    cube."""
     from hsizoo.pretrain.adapt import adapt_to_scene
 
     return dict(adapt_to_scene(inputs.net, inputs.scene, steps=steps, seed=recipe.seed,

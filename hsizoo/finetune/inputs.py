@@ -286,6 +286,10 @@ def band_match(scene_wl: np.ndarray, ref_wl: np.ndarray) -> dict[str, float]:
     return {"spacing_ratio": ratio, "offset": offset, "range": cover, "same_sensor": bool(same)}
 
 
+#: How :func:`build_model` describes weights that are not published ones (their prefixes).
+_NOT_PUBLISHED = ("random init", "checkpoint ", "saved model ")
+
+
 def weights_know_scene(net: nn.Module, weights: str, sensor: str | None,
                        wavelengths: Sequence[float]) -> bool | None:
     """Whether the published weights were pretrained on the scene's sensor (family).
@@ -295,18 +299,25 @@ def weights_know_scene(net: nn.Module, weights: str, sensor: str | None,
     ones included); None when the weights are not published ones (random, a checkpoint file,
     a saved model), whose pretraining is not known.
     """
-    if weights == "random init" or weights.startswith(("checkpoint ", "saved model ")):
+    if weights.startswith(_NOT_PUBLISHED):
         return None
     ck = (getattr(net, "pretrained_cfg", None) or {}).get("sensor")
-    if not ck:
-        return False
     if sensor and sensor == ck:
         return True
+    m = _match_sensor(wavelengths, ck)
+    return bool(m is not None and m["same_sensor"])
+
+
+def _match_sensor(wavelengths: Sequence[float], ck_sensor: str | None) -> dict[str, float] | None:
+    """:func:`band_match` of a scene's bands against a checkpoint's sensor; None when the
+    checkpoint names no sensor or one without known band centres."""
+    if not ck_sensor:
+        return None
     try:
-        ref = resolve_wavelengths(None, ck)
+        ref = resolve_wavelengths(None, ck_sensor)
     except (ValueError, KeyError):
-        return False
-    return band_match(np.asarray(wavelengths, dtype=np.float64), ref)["same_sensor"]
+        return None
+    return band_match(np.asarray(wavelengths, dtype=np.float64), ref)
 
 
 def pick_checkpoint(arch: str, sensor: str | None,
@@ -343,14 +354,8 @@ def pick_checkpoint(arch: str, sensor: str | None,
         best: tuple[float, str, dict[str, float], str] | None = None
         for tag, cfg in cfgs.items():
             ck_sensor = getattr(cfg, "sensor", None) if cfg is not None else None
-            if not ck_sensor:
-                continue
-            try:
-                ref = resolve_wavelengths(None, ck_sensor)
-            except (ValueError, KeyError):
-                continue
-            m = band_match(np.asarray(wavelengths, dtype=np.float64), ref)
-            if m["same_sensor"] and (best is None or m["offset"] < best[0]):
+            m = _match_sensor(wavelengths, ck_sensor)
+            if m is not None and m["same_sensor"] and (best is None or m["offset"] < best[0]):
                 best = (m["offset"], tag, m, ck_sensor)
         if best is not None:
             _, tag, m, ck_sensor = best
