@@ -53,6 +53,7 @@ class FinetuneRecipe:
         head_steps: Steps of the head warm-up on frozen features (0 skips it).
         steps: Optimiser steps of full fine-tuning.
         batch_size: Labelled patches per step (class-balanced, augmented).
+        pseudo_batch_size: Pseudo-labelled patches per step (None = ``batch_size``).
         lr: Peak learning rate of the last block and the head.
         layer_decay: Learning-rate factor per block towards the input.
         weight_decay: AdamW weight decay.
@@ -80,6 +81,7 @@ class FinetuneRecipe:
     head_steps: int = 200
     steps: int = 200
     batch_size: int = 64
+    pseudo_batch_size: int | None = None
     lr: float = 1e-3
     layer_decay: float = 0.75
     weight_decay: float = 0.05
@@ -139,6 +141,8 @@ class FinetuneRecipe:
         if self.adapt_steps is not None:
             count("adapt_steps", 0)
         count("batch_size", 1)
+        if self.pseudo_batch_size is not None:
+            count("pseudo_batch_size", 1)
         count("seed", 0)
         if self.seed > 2**63 - 1:  # what torch and numpy both take
             raise ValueError(f"seed must be at most 2**63 - 1, got {self.seed!r}.")
@@ -157,6 +161,7 @@ class FinetuneRecipe:
         """The settings a fitted model records in its history."""
         return dict(model=self.model, seed=self.seed, daft=self.daft.as_dict(),
                     transduction=self.transduction.as_dict() if self.uses_graph else None,
-                    steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                    steps=self.steps, batch_size=self.batch_size,
+                    pseudo_batch_size=self.pseudo_batch_size, lr=self.lr,
                     layer_decay=self.layer_decay, smooth_sigma=self.smooth_sigma,
                     pseudo_rounds=self.pseudo_rounds)

@@ -67,7 +67,8 @@ def _batch(inputs: Prepared, recipe: FinetuneRecipe, pseudo: PseudoLabels | None
         xu = augment(gather_patches(inputs.padded, ur[ui], uc[ui], P), gen)
     xp = yp = None
     if pseudo is not None and pseudo.available:
-        pi = torch.randint(0, pseudo.rc[0].size, (recipe.batch_size,), generator=gen)
+        n = recipe.batch_size if recipe.pseudo_batch_size is None else recipe.pseudo_batch_size
+        pi = torch.randint(0, pseudo.rc[0].size, (n,), generator=gen)
         rows, cols = pseudo.rc[0][pi.numpy()], pseudo.rc[1][pi.numpy()]
         xp, yp = augment(gather_patches(inputs.padded, rows, cols, P), gen), pseudo.y[pi]
     return tuple(None if t is None else t.to(inputs.device) for t in (xb, yb, xu, xp, yp))

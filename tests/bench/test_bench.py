@@ -75,6 +75,12 @@ def test_every_method_stores_a_result_with_all_fields(bench: dict) -> None:
     assert daft["method_info"]["daft"] is True and daft["method_info"]["checkpoint_sha256"]
     scratch = next(r for r in recs if r["method"] == "s2former_scratch")
     assert scratch["method_info"]["checkpoint"] is None and scratch["method_info"]["steps_done"] == 2
+    # A variant's schedule is a multiple of the run's steps; its recipe overrides reach finetune.
+    long = next(r for r in recs if r["method"] == "s2former_ssl_daft_long")
+    assert long["method_info"]["steps_done"] == 3 * daft["method_info"]["steps_done"] == 6
+    hist = long["method_info"]["history"]
+    assert (hist["batch_size"], hist["pseudo_batch_size"]) == (16, 48)
+    assert long["settings"]["steps_scale"] == 3.0 and "steps_scale" not in daft["settings"]
 
 
 def test_all_methods_share_the_same_split(bench: dict) -> None:

@@ -302,3 +302,29 @@ def test_class_ids_beyond_uint16_are_refused_before_training() -> None:
     lab[lab == 3] = 1_000_000
     with pytest.raises(ValueError, match="at most 65535"):
         prepare_labels(lab, Scene(cube=scene.cube, wavelengths=scene.wavelengths), 3, 0)
+
+
+def test_pseudo_batch_size_sets_the_pseudo_labelled_patches_per_step(monkeypatch) -> None:
+    """``pseudo_batch_size`` draws that many pseudo-labelled patches a step (default: as many as
+    the shots' ``batch_size``), and is refused when not a positive integer."""
+    import hsizoo.finetune.student as student
+    from hsizoo.finetune import FinetuneRecipe
+
+    seen: list[tuple[int, int]] = []
+    real = student.daft_losses
+
+    def spy(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp=None, yp=None, *a, **k):
+        seen.append((xb.shape[0], -1 if xp is None else xp.shape[0]))
+        return real(net, teacher, xb, yb, xu, wl, cfg, alpha_bar, xp, yp, *a, **k)
+
+    monkeypatch.setattr(student, "daft_losses", spy)
+    scene = _scene()
+    fast = {**FAST, "steps": 3, "head_steps": 1}
+    ft = finetune(scene, scene.labels, shots=3, daft=_fast_daft(), pseudo_batch_size=40, **fast)
+    assert set(seen) == {(16, 40)} and ft.history["pseudo_batch_size"] == 40
+    seen.clear()
+    finetune(scene, scene.labels, shots=3, daft=_fast_daft(), **fast)
+    assert set(seen) == {(16, 16)}
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="pseudo_batch_size"):
+            FinetuneRecipe(pseudo_batch_size=bad)
