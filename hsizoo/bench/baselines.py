@@ -341,14 +341,14 @@ def fit_hybridsn(scene: Any, train: np.ndarray, seed: int, opts: Any
 
 
 def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: bool = False,
-                       discriminant_rounds: int = 0, embedding_view: bool = False
-                       ) -> tuple[Predictor, dict]:
+                       discriminant_rounds: int = 0, embedding_view: bool = False,
+                       prior_iterations: int = 0) -> tuple[Predictor, dict]:
     from hsizoo.method.transduction import TransductionConfig, propagate_from_shots
 
     # The plain graph baseline is issue 19's "30-line graph": no discriminant rounds, whatever
     # the pipeline's default.
     cfg = TransductionConfig(discriminant_rounds=discriminant_rounds,
-                             embedding_view=embedding_view)
+                             embedding_view=embedding_view, prior_iterations=prior_iterations)
     K = int(max(int(train.max()), len(scene.class_names or [])))
     std = standardised(scene, seed)
     record = None
@@ -372,7 +372,7 @@ def _label_propagation(scene: Any, train: np.ndarray, seed: int, opts: Any, cv: 
 
     info = {k: v for k, v in cfg.as_dict().items()
             if k in ("components", "feature_sigma", "position_scale", "neighbours", "alpha",
-                     "iterations", "discriminant_rounds")}
+                     "iterations", "discriminant_rounds", "prior_iterations")}
     if embedding_view:
         info["weights"] = weights
     return predict, {**info, "graph_cv": record} if cv else info
@@ -396,6 +396,13 @@ def _label_propagation_views(scene: Any, train: np.ndarray, seed: int, opts: Any
     return _label_propagation(scene, train, seed, opts, embedding_view=True)
 
 
+def _label_propagation_prior(scene: Any, train: np.ndarray, seed: int, opts: Any
+                             ) -> tuple[Predictor, dict]:
+    """The graph baseline with the scene's class proportions re-estimated from its own
+    propagated posteriors (:func:`hsizoo.method.graph.class_prior_em`, 10 EM iterations)."""
+    return _label_propagation(scene, train, seed, opts, prior_iterations=10)
+
+
 #: Baseline name -> (description, fit function(scene, train, seed, opts) -> (predictor, info)).
 BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, Any]]]]] = {
     "svm_raw": ("RBF-SVM on standardised spectra", _svm_raw),
@@ -413,4 +420,7 @@ BASELINE_METHODS: dict[str, tuple[str, Callable[..., tuple[Predictor, dict[str, 
     "label_propagation_views": ("label propagation combined with a propagation over the "
                                 "in-domain checkpoint's frozen embeddings (hsizoo.method.views), "
                                 "no training", _label_propagation_views),
+    "label_propagation_prior": ("label propagation with the class proportions re-estimated by EM "
+                                "from the propagated posteriors, no network",
+                                _label_propagation_prior),
 }

@@ -163,6 +163,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "pseudo-labelled patches instead of 64 and 64)", "s2former", "indomain",
                daft=True, pretrained=True, steps_scale=3.0,
                recipe_overrides=(("batch_size", 16), ("pseudo_batch_size", 48))),
+    MethodSpec("s2former_ssl_daft_prior", "variant: transductive DAFT with the scene's class "
+               "proportions re-estimated by EM from the propagated posteriors (first propagation "
+               "and refresh)", "s2former", "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("prior_iterations", 10),)),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,
@@ -318,6 +322,8 @@ def method_settings(spec: MethodSpec, opts: BenchOptions) -> dict[str, Any]:
         return {"graph": "transduction-defaults/1", "graph_cv": "shots-cv/1"}
     if spec.name == "label_propagation_discriminant":
         return {"graph": "transduction-defaults/1", "discriminant": "fisher-self-training/1"}
+    if spec.name == "label_propagation_prior":
+        return {"graph": "transduction-defaults/1", "class_prior": "saerens-em/10"}
     if spec.name == "label_propagation_views":
         return {"graph": "transduction-defaults/1", "views": "embedding-product/1",
                 "checkpoint": opts.checkpoints.get(spec.checkpoint),

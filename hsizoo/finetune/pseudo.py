@@ -16,7 +16,8 @@ import torch
 from hsizoo.finetune.prepare import Prepared
 from hsizoo.method.transduction import (GraphRefiner, TransductionConfig, fuse, graph_features,
                                         knn_graph, propagate, propagate_from_shots,
-                                        propagation_seeds, select_pseudo_labels)
+                                        propagation_seeds, select_pseudo_labels,
+                                        with_class_prior)
 
 __all__ = ["PseudoLabels", "SceneGraph"]
 
@@ -56,7 +57,7 @@ class SceneGraph:
         probs = propagate(graph, seeds, cfg.alpha, cfg.iterations)
         if cfg.view_refresh and self.view is not None:
             probs = self.view.combine(probs, seeds)
-        return probs
+        return with_class_prior(probs, cfg)
 
     def refresh(self, embeddings: np.ndarray, teacher_probs: np.ndarray) -> None:
         """Re-propagate with the teacher's embeddings in the graph, seeded by the shots and the

@@ -2,7 +2,8 @@
 
 :func:`knn_graph` builds the symmetric, normalised graph (scipy's k-d tree and sparse matrices:
 memory and time linear in pixels for a fixed k); :func:`propagation_seeds` and
-:func:`propagate` run Zhou et al. (2003) over it. Shared by the spectral graph
+:func:`propagate` run Zhou et al. (2003) over it; :func:`class_prior_em` re-estimates the class
+proportions of the propagated scene. Shared by the spectral graph
 (:mod:`.transduction`), the embedding view (:mod:`.views`), graph cross-validation and the
 probes, so that none of them imports another for these.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["knn_graph", "propagate", "propagation_seeds"]
+__all__ = ["class_prior_em", "knn_graph", "propagate", "propagation_seeds"]
 
 
 def knn_graph(features: np.ndarray, neighbours: int) -> Any:
@@ -98,3 +99,37 @@ def propagate(graph: Any, seeds: np.ndarray, alpha: float = 0.99, iterations: in
     if empty.any():
         f[empty] = 1.0 / f.shape[1]
     return f
+
+
+def class_prior_em(probs: np.ndarray, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Re-estimate the scene's class proportions from unlabelled posteriors (EM).
+
+    Class-mass normalisation (:func:`propagate`) gives every class the same total mass: the
+    posteriors it returns assume equal class proportions, which real scenes never have (on a
+    crop scene one class may cover a hundred times the area of another). Saerens, Latinne &
+    Decaestecker (2002), "Adjusting the outputs of a classifier to new a priori probabilities":
+    alternately set the proportions to the mean posterior and re-weight the posteriors by the
+    proportions over the uniform ones they assumed. Only the posteriors are used, no label.
+
+    Args:
+        probs: (N, K) posteriors under equal class proportions (rows sum to 1).
+        iterations: EM iterations (0 returns ``probs`` and the uniform proportions).
+
+    Returns:
+        ((N, K) float32 re-weighted posteriors, (K,) estimated proportions).
+    """
+    p0 = np.asarray(probs, np.float64)
+    if p0.ndim != 2 or p0.shape[1] < 1:
+        raise ValueError(f"probs must be an (N, K) array, got shape {p0.shape}.")
+    k = p0.shape[1]
+    prior = np.full(k, 1.0 / k)
+
+    def reweighted(pr: np.ndarray) -> np.ndarray:
+        w = p0 * (pr * k)
+        total = w.sum(1, keepdims=True)
+        # A row whose mass the proportions remove entirely keeps its posteriors.
+        return np.where(total > 0, w / np.maximum(total, 1e-300), p0)
+
+    for _ in range(int(iterations)):
+        prior = reweighted(prior).mean(0)
+    return reweighted(prior).astype(np.float32), prior

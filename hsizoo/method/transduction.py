@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from hsizoo.method.graph import knn_graph, propagate, propagation_seeds
+from hsizoo.method.graph import class_prior_em, knn_graph, propagate, propagation_seeds
 from hsizoo.method.pca import principal_components
 
 __all__ = ["GraphRefiner", "TransductionConfig", "fuse", "graph_features", "knn_graph", "propagate",
            "propagate_from_shots", "propagation_seeds", "refine", "select_pseudo_labels",
-           "spectral_features"]
+           "spectral_features", "with_class_prior"]
 
 
 @dataclass
@@ -93,6 +93,10 @@ class TransductionConfig:
         view_refresh: Combine each refresh's propagation with one over the same embedding
             graph too (seeded as that refresh). Off by default (a variant,
             ``s2former_ssl_daft_views_refresh``).
+        prior_iterations: EM iterations re-estimating the scene's class proportions from the
+            propagated posteriors (:func:`hsizoo.method.graph.class_prior_em`), applied to the
+            first propagation and to each refresh's; 0 = the equal proportions that class-mass
+            normalisation implies.
     """
 
     enabled: bool = True
@@ -116,6 +120,7 @@ class TransductionConfig:
     cv_graph: bool = False
     embedding_view: bool = False
     view_refresh: bool = False
+    prior_iterations: int = 0
 
     def __post_init__(self) -> None:
         if self.refine_filter not in ("gaussian", "guided", "none"):
@@ -127,6 +132,10 @@ class TransductionConfig:
                 or not 0.0 < self.discriminant_fraction <= 1.0:
             raise ValueError("discriminant_rounds and discriminant_weight must be >= 0 and "
                              "discriminant_fraction in (0, 1].")
+        if isinstance(self.prior_iterations, bool) or not isinstance(self.prior_iterations, int) \
+                or self.prior_iterations < 0:
+            raise ValueError(f"prior_iterations must be an integer >= 0, got "
+                             f"{self.prior_iterations!r}.")
         if self.components < 1 or self.neighbours < 1 or self.iterations < 1:
             raise ValueError("components, neighbours and iterations must be >= 1.")
         if not 0.0 < self.alpha < 1.0:
@@ -256,7 +265,15 @@ def propagate_from_shots(cube: np.ndarray, valid: np.ndarray, train: np.ndarray,
             view = EmbeddingView(embeddings, cfg.neighbours, cfg.components, cfg.alpha,
                                  cfg.iterations)
         probs = view.combine(probs, seeds)
-    return graph, probs
+    return graph, with_class_prior(probs, cfg)
+
+
+def with_class_prior(probs: np.ndarray, cfg: TransductionConfig) -> np.ndarray:
+    """Propagated posteriors re-weighted by the scene's estimated class proportions
+    (``cfg.prior_iterations`` EM iterations; unchanged when 0)."""
+    if cfg.prior_iterations <= 0:
+        return probs
+    return class_prior_em(probs, cfg.prior_iterations)[0]
 
 
 def select_pseudo_labels(probs: np.ndarray, exclude: np.ndarray, fraction: float,

@@ -20,6 +20,7 @@ from hsizoo.data.splits import few_shot_split
 SCENE = "simulated:rosis:32x32x4:0"
 OPTS = BenchOptions(model="s2former_test", steps=3, finetune_kwargs={"head_steps": 2})
 GRAPH, DAFT = "label_propagation", "s2former_scratch_daft"
+PRIOR = "label_propagation_prior"  # estimates class proportions from the whole scene
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def _through_the_runner(method: str, scene, split, tmp_path):  # noqa: ANN001, A
     return rec, seen, seen["predict"](tr, tc)
 
 
-@pytest.mark.parametrize("method", [GRAPH, DAFT])
+@pytest.mark.parametrize("method", [GRAPH, DAFT, PRIOR])
 def test_a_method_receives_the_shots_and_no_other_label(scene, method, tmp_path) -> None:
     split = few_shot_split(scene.labels, 2, 0)
     _, seen, _ = _through_the_runner(method, scene, split, tmp_path)
@@ -58,7 +59,7 @@ def test_a_method_receives_the_shots_and_no_other_label(scene, method, tmp_path)
     assert not (shots & (split.test > 0)).any()
 
 
-@pytest.mark.parametrize("method", [GRAPH, DAFT])
+@pytest.mark.parametrize("method", [GRAPH, DAFT, PRIOR])
 def test_predictions_do_not_move_when_every_test_label_changes(scene, method, tmp_path) -> None:
     split = few_shot_split(scene.labels, 2, 0)
     base, _, pred = _through_the_runner(method, scene, split, tmp_path / "a")

@@ -9,12 +9,13 @@ from hsizoo.method.transduction import (GraphRefiner, TransductionConfig, fuse,
                                           propagation_seeds, refine, select_pseudo_labels)
 
 
-def _two_fields(h: int = 24, w: int = 30, bands: int = 8, seed: int = 0
+def _two_fields(h: int = 24, w: int = 30, bands: int = 8, seed: int = 0, border: int | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Left half class 1, right half class 2; the spectra differ a little, noise is large."""
+    """Left half (or ``border`` columns) class 1, the rest class 2; the spectra differ a little,
+    noise is large."""
     rng = np.random.default_rng(seed)
     labels = np.ones((h, w), np.int64)
-    labels[:, w // 2:] = 2
+    labels[:, w // 2 if border is None else border:] = 2
     means = np.stack([np.linspace(0, 1, bands), np.linspace(1, 0, bands)]) * 0.6
     cube = means[labels - 1] + rng.normal(0, 1.0, (h, w, bands))
     return cube.astype(np.float32), labels
@@ -118,7 +119,8 @@ def test_refine_cleans_a_noisy_map_and_keeps_a_clean_one():
 
 
 @pytest.mark.parametrize("bad", [dict(alpha=1.0), dict(pseudo_fraction=2.0), dict(neighbours=0),
-                                 dict(refine_alpha=1.0), dict(embed_weight=-1.0)])
+                                 dict(refine_alpha=1.0), dict(embed_weight=-1.0),
+                                 dict(prior_iterations=-1), dict(prior_iterations=2.5)])
 def test_config_refuses_bad_values(bad):
     with pytest.raises(ValueError):
         TransductionConfig(**bad)
@@ -138,3 +140,46 @@ def test_principal_components_in_blocks_equal_one_pass() -> None:
         assert out.shape == (1000, 4) and out.dtype == np.float64
         np.testing.assert_allclose(np.abs(out), np.abs(ref), rtol=1e-6, atol=1e-6)
     assert principal_components(x, 4, dtype=np.float32).dtype == np.float32
+
+
+def _imbalanced_posteriors(n: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Posteriors under equal class proportions of three overlapping 1-D Gaussian classes whose
+    true proportions are 0.7 / 0.2 / 0.1."""
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(3, size=n, p=[0.7, 0.2, 0.1])
+    x = rng.normal(np.array([0.0, 2.0, 4.0])[truth], 1.0)
+    lik = np.exp(-0.5 * (x[:, None] - np.array([0.0, 2.0, 4.0])[None]) ** 2)
+    return lik / lik.sum(1, keepdims=True), truth
+
+
+def test_class_prior_em_recovers_the_proportions_and_helps_the_majority():
+    from hsizoo.method.graph import class_prior_em
+
+    p0, truth = _imbalanced_posteriors()
+    p, prior = class_prior_em(p0, 30)
+    np.testing.assert_allclose(prior, [0.7, 0.2, 0.1], atol=0.03)
+    np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-5)
+    # Overall accuracy rises (the majority class's overlap is no longer given away).
+    assert (p.argmax(1) == truth).mean() > (p0.argmax(1) == truth).mean() + 0.02
+    same, uniform = class_prior_em(p0, 0)
+    np.testing.assert_allclose(same, p0, rtol=1e-6)
+    np.testing.assert_allclose(uniform, 1 / 3)
+    with pytest.raises(ValueError, match="N, K"):
+        class_prior_em(np.ones(5), 3)
+
+
+def test_scene_graph_applies_the_class_prior_to_its_propagations():
+    from hsizoo.finetune.pseudo import SceneGraph
+    from hsizoo.method.graph import class_prior_em
+
+    cube, labels = _two_fields(border=8, seed=1)  # class 2 covers nearly three quarters
+    valid = np.ones(labels.shape, bool)
+    train = np.zeros_like(labels)
+    train[5, 2], train[5, 20] = 1, 2
+    plain = SceneGraph(cube, valid, train, 2, TransductionConfig(components=4))
+    em = SceneGraph(cube, valid, train, 2, TransductionConfig(components=4, prior_iterations=5))
+    np.testing.assert_allclose(em.probs, class_prior_em(plain.probs, 5)[0], atol=1e-6)
+    assert (em.probs.argmax(1) + 1 == labels.ravel()).mean() \
+        >= (plain.probs.argmax(1) + 1 == labels.ravel()).mean()
+    em.refresh(np.zeros((valid.sum(), 4), np.float32), plain.probs)
+    np.testing.assert_allclose(em.probs.sum(1), 1.0, rtol=1e-5)
