@@ -167,6 +167,10 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "proportions re-estimated by EM from the propagated posteriors (first propagation "
                "and refresh)", "s2former", "indomain", daft=True, pretrained=True,
                transduction_overrides=(("prior_iterations", 10),)),
+    MethodSpec("s2former_ssl_daft_mix", "variant: transductive DAFT whose final refinement is "
+               "seeded by the student's probabilities and the graph's last propagation, half and "
+               "half", "s2former", "indomain", daft=True, pretrained=True,
+               transduction_overrides=(("refine_graph_weight", 0.5),)),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,

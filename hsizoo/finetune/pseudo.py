@@ -77,9 +77,11 @@ class SceneGraph:
             from hsizoo.method.smoothing import principal_guide
 
             guide = principal_guide(self.std_cube, self.valid)
+        mix = cfg.refine_graph_weight > 0
         return GraphRefiner(self.graph, self.shot_index, self.shot_class, cfg.refine_alpha,
                             cfg.iterations, cfg.refine_filter, guide, cfg.guided_radius,
-                            cfg.guided_eps)
+                            cfg.guided_eps, self.probs if mix else None,
+                            cfg.refine_graph_weight)
 
 
 class PseudoLabels:

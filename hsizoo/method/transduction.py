@@ -67,6 +67,8 @@ class TransductionConfig:
             propagation probabilities with this weight (the shots keep weight 1).
         refine_alpha: Graph weight of the final refinement of the student's probabilities
             (:func:`refine`); 0 = the student's probabilities as they are.
+        refine_graph_weight: Share of the graph's last propagated posteriors in the seeds of
+            that refinement, against the student's probabilities (0 = the student alone).
         refine_filter: Spatial filter of the student's probability map before that refinement:
             "gaussian" (``finetune``'s ``smooth_sigma``), "guided" (the edge-preserving
             :func:`hsizoo.method.smoothing.guided_filter`, guided by the scene's first principal
@@ -111,6 +113,7 @@ class TransductionConfig:
     embed_weight: float = 1.0
     refresh_seed_weight: float = 0.5
     refine_alpha: float = 0.99
+    refine_graph_weight: float = 0.0
     refine_filter: str = "gaussian"
     guided_radius: int = 4
     guided_eps: float = 1e-3
@@ -144,6 +147,9 @@ class TransductionConfig:
             raise ValueError(f"pseudo_fraction must be in [0, 1], got {self.pseudo_fraction}.")
         if not 0.0 <= self.refine_alpha < 1.0:
             raise ValueError(f"refine_alpha must be in [0, 1), got {self.refine_alpha}.")
+        if not 0.0 <= self.refine_graph_weight <= 1.0:
+            raise ValueError(f"refine_graph_weight must be in [0, 1], got "
+                             f"{self.refine_graph_weight}.")
         if self.position_scale < 0 or self.feature_sigma < 0 or self.embed_weight < 0 \
                 or self.refresh_seed_weight < 0:
             raise ValueError("position_scale, feature_sigma, embed_weight and "
@@ -336,7 +342,9 @@ class GraphRefiner:
 
     ``spatial`` names the filter of the probability map before the refinement ("gaussian":
     the caller's smoothing, already applied; "guided": :meth:`refine_map` applies the guided
-    filter with ``guide``; "none")."""
+    filter with ``guide``; "none"). With ``graph_probs`` (the graph's last propagated
+    posteriors, node order) the refinement is seeded by ``(1 - graph_weight)`` times the
+    student's probabilities plus ``graph_weight`` times those."""
 
     graph: Any
     shot_index: np.ndarray
@@ -347,8 +355,15 @@ class GraphRefiner:
     guide: np.ndarray | None = None
     radius: int = 4
     eps: float = 1e-3
+    graph_probs: np.ndarray | None = None
+    graph_weight: float = 0.0
 
     def __call__(self, probs: np.ndarray) -> np.ndarray:
+        if self.graph_probs is not None and self.graph_weight > 0:
+            if self.graph_probs.shape != probs.shape:
+                raise ValueError(f"graph posteriors of shape {self.graph_probs.shape} for "
+                                 f"probabilities of shape {probs.shape}.")
+            probs = (1.0 - self.graph_weight) * probs + self.graph_weight * self.graph_probs
         return refine(self.graph, probs, self.shot_index, self.shot_class, self.alpha,
                       self.iterations)
 

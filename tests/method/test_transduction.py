@@ -120,7 +120,8 @@ def test_refine_cleans_a_noisy_map_and_keeps_a_clean_one():
 
 @pytest.mark.parametrize("bad", [dict(alpha=1.0), dict(pseudo_fraction=2.0), dict(neighbours=0),
                                  dict(refine_alpha=1.0), dict(embed_weight=-1.0),
-                                 dict(prior_iterations=-1), dict(prior_iterations=2.5)])
+                                 dict(prior_iterations=-1), dict(prior_iterations=2.5),
+                                 dict(refine_graph_weight=1.5), dict(refine_graph_weight=-0.1)])
 def test_config_refuses_bad_values(bad):
     with pytest.raises(ValueError):
         TransductionConfig(**bad)
@@ -183,3 +184,29 @@ def test_scene_graph_applies_the_class_prior_to_its_propagations():
         >= (plain.probs.argmax(1) + 1 == labels.ravel()).mean()
     em.refresh(np.zeros((valid.sum(), 4), np.float32), plain.probs)
     np.testing.assert_allclose(em.probs.sum(1), 1.0, rtol=1e-5)
+
+
+def test_refinement_seeded_by_the_student_and_the_graph():
+    from hsizoo.finetune.pseudo import SceneGraph
+
+    cube, labels = _two_fields()
+    valid = np.ones(labels.shape, bool)
+    train = np.zeros_like(labels)
+    train[5, 3], train[5, 25] = 1, 2
+    n = int(valid.sum())
+    student = np.full((n, 2), 0.5, np.float32)
+    student[:, 0] = 0.7  # a student that calls everything class 1, not very sure of it
+    student[:, 1] = 0.3
+    plain = SceneGraph(cube, valid, train, 2, TransductionConfig(components=4)).refiner()
+    assert plain.graph_probs is None
+    sg = SceneGraph(cube, valid, train, 2, TransductionConfig(components=4,
+                                                              refine_graph_weight=0.5))
+    mixed = sg.refiner()
+    np.testing.assert_array_equal(mixed.graph_probs, sg.probs)
+    # The mixture is what the refinement is seeded with.
+    np.testing.assert_allclose(mixed(student), plain(0.5 * student + 0.5 * sg.probs), atol=1e-6)
+    # The graph corrects the student's right half; the student alone is not corrected as much.
+    truth = labels.ravel() - 1
+    assert (mixed(student).argmax(1) == truth).mean() > (plain(student).argmax(1) == truth).mean()
+    with pytest.raises(ValueError, match="graph posteriors"):
+        mixed(student[:10])
