@@ -111,6 +111,14 @@ class MethodSpec:
 CHECKPOINT_OPTIONS = {"indomain": "--checkpoint-indomain", "nofdc": "--checkpoint-nofdc",
                       "xdomain": "--checkpoint-xdomain"}
 
+def _graph_variant(name: str, change: str, **transduction: Any) -> MethodSpec:
+    """The full method (in-domain checkpoint, transductive DAFT) with ``transduction``
+    settings changed; ``change`` completes "variant: transductive DAFT with ..."."""
+    return MethodSpec(name, f"variant: transductive DAFT with {change}", "s2former", "indomain",
+                      daft=True, pretrained=True,
+                      transduction_overrides=tuple(transduction.items()))
+
+
 #: The methods, in report order. The "full method" of the paper is s2former_ssl_daft.
 #: Baselines that read a checkpoint's frozen embeddings, and its role.
 _BASELINE_CHECKPOINTS = {"label_propagation_views": "indomain"}
@@ -163,14 +171,12 @@ METHODS: dict[str, MethodSpec] = {m.name: m for m in [
                "pseudo-labelled patches instead of 64 and 64)", "s2former", "indomain",
                daft=True, pretrained=True, steps_scale=3.0,
                recipe_overrides=(("batch_size", 16), ("pseudo_batch_size", 48))),
-    MethodSpec("s2former_ssl_daft_prior", "variant: transductive DAFT with the scene's class "
-               "proportions re-estimated by EM from the propagated posteriors (first propagation "
-               "and refresh)", "s2former", "indomain", daft=True, pretrained=True,
-               transduction_overrides=(("prior_iterations", 10),)),
-    MethodSpec("s2former_ssl_daft_mix", "variant: transductive DAFT whose final refinement is "
-               "seeded by the student's probabilities and the graph's last propagation, half and "
-               "half", "s2former", "indomain", daft=True, pretrained=True,
-               transduction_overrides=(("refine_graph_weight", 0.5),)),
+    _graph_variant("s2former_ssl_daft_prior", "the scene's class proportions re-estimated by EM "
+                   "from the propagated posteriors (first propagation and refresh)",
+                   prior_iterations=10),
+    _graph_variant("s2former_ssl_daft_mix", "a final refinement seeded by the student's "
+                   "probabilities and the graph's last propagation, half and half",
+                   refine_graph_weight=0.5),
     MethodSpec("s2former_ssl_daft_cv", "variant: transductive DAFT with the graph's position "
                "scale and feature smoothing chosen by cross-validation on the shots",
                "s2former", "indomain", daft=True, pretrained=True,
