@@ -32,20 +32,31 @@ class Pair:
     seed: int
     a: float
     b: float
+    runs_a: int = 1
+    runs_b: int = 1
 
     @property
     def diff(self) -> float:
         return self.b - self.a
 
 
-def _index(records: Iterable[dict[str, Any]], method: str) -> dict[tuple, dict[str, Any]]:
-    return {(r["scene"], int(r["shots"]), int(r["seed"])): r
-            for r in records if r["method"] == method}
+def _index(records: Iterable[dict[str, Any]], method: str) -> dict[tuple, list[dict[str, Any]]]:
+    # A split's runs (several when it was trained with several training seeds) under one key.
+    out: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["method"] == method:
+            out.setdefault((r["scene"], int(r["shots"]), int(r["seed"])), []).append(r)
+    return out
+
+
+def _train_sha(runs: Sequence[dict[str, Any]]) -> Any:
+    return runs[0].get("split", {}).get("train_sha256")
 
 
 def paired_runs(a_dir: str | Path, a: str, b_dir: str | Path, b: str,
                 shots: Sequence[int] | None = None) -> list[Pair]:
-    """The runs of ``b`` with a run of ``a`` on the same scene, shots and seed.
+    """The runs of ``b`` with a run of ``a`` on the same scene, shots and seed. A split run with
+    several training seeds counts once, with the mean OA of its runs (``runs_a``, ``runs_b``).
 
     Raises:
         ValueError: no pair at all, or a pair whose training pixels differ (not the same split).
@@ -56,13 +67,14 @@ def paired_runs(a_dir: str | Path, a: str, b_dir: str | Path, b: str,
     for key in sorted(set(ra) & set(rb)):
         if shots is not None and key[1] not in shots:
             continue
-        sa = ra[key].get("split", {}).get("train_sha256")
-        sb = rb[key].get("split", {}).get("train_sha256")
-        if sa != sb:
+        sa, sb = _train_sha(ra[key]), _train_sha(rb[key])
+        if sa != sb or any(_train_sha([r]) != sa for r in ra[key] + rb[key]):
             raise ValueError(f"{key[0]}, {key[1]} shots, seed {key[2]}: {a} and {b} were trained "
                              f"on different pixels (train_sha256 {sa} vs {sb}); they cannot be "
                              "paired. Rerun one of them with the current harness.")
-        pairs.append(Pair(key[0], key[1], key[2], 100 * ra[key]["oa"], 100 * rb[key]["oa"]))
+        pairs.append(Pair(key[0], key[1], key[2], 100 * float(np.mean([r["oa"] for r in ra[key]])),
+                          100 * float(np.mean([r["oa"] for r in rb[key]])),
+                          len(ra[key]), len(rb[key])))
     if not pairs:
         raise ValueError(f"No run of {b} in {b_dir} has a run of {a} in {a_dir} on the same "
                          "scene, shots and seed.")
@@ -76,14 +88,17 @@ def _summary(diffs: np.ndarray) -> str:
 
 
 def paired_table(pairs: Sequence[Pair], a: str, b: str) -> str:
-    """Markdown: a row per pair, a mean row per scene and shots, and one over everything."""
+    """Markdown: a row per pair, a mean row per scene and shots, and one over everything. The seed
+    column says how many training runs each side averages when a split has more than one."""
     lines = [f"| scene | shots | seed | {a} | {b} | difference |", "|---|---:|---:|---:|---:|---:|"]
+    several = any(p.runs_a > 1 or p.runs_b > 1 for p in pairs)
     groups: dict[tuple[str, int], list[Pair]] = {}
     for p in pairs:
         groups.setdefault((p.scene, p.shots), []).append(p)
     for (scene, shots), ps in groups.items():
         for p in ps:
-            lines.append(f"| {scene} | {shots} | {p.seed} | {p.a:.2f} | {p.b:.2f} | {p.diff:+.2f} |")
+            seed = f"{p.seed} ({p.runs_a} / {p.runs_b} runs)" if several else str(p.seed)
+            lines.append(f"| {scene} | {shots} | {seed} | {p.a:.2f} | {p.b:.2f} | {p.diff:+.2f} |")
         d = np.array([p.diff for p in ps])
         lines.append(f"| {scene} | {shots} | mean | {np.mean([p.a for p in ps]):.2f} | "
                      f"{np.mean([p.b for p in ps]):.2f} | {_summary(d)} |")

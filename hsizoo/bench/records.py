@@ -66,9 +66,15 @@ def scene_slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", spec).strip("_") or "scene"
 
 
-def result_path(out_dir: str | Path, scene: str, method: str, shots: int, seed: int) -> Path:
-    """Where the JSON of one run lives."""
-    return Path(out_dir) / scene_slug(scene) / method / f"shots{shots}_seed{seed}.json"
+def result_path(out_dir: str | Path, scene: str, method: str, shots: int, seed: int,
+                train_seed: int | None = None) -> Path:
+    """Where the JSON of one run lives: ``shots<k>_seed<s>.json`` when the run trains with its
+    split's seed (the harness's default), ``shots<k>_seed<s>_train<t>.json`` for another
+    training seed ``t`` on the same split."""
+    stem = f"shots{shots}_seed{seed}"
+    if train_seed is not None and int(train_seed) != int(seed):
+        stem += f"_train{int(train_seed)}"
+    return Path(out_dir) / scene_slug(scene) / method / f"{stem}.json"
 
 
 def _rss_bytes() -> int | None:

@@ -153,10 +153,14 @@ def _per_class_table(records: Sequence[dict[str, Any]], scene: str, shots: int,
     if not recs:
         return []
     names = recs[0]["scene_info"].get("class_names") or []
-    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # A split with several training runs counts once (the mean of its runs), as in the tables.
+    runs: dict[tuple, list[float]] = defaultdict(list)
     for r in recs:
         for c, v in r["metrics"]["per_class"].items():
-            acc[r["method"]][c].append(100 * float(v))
+            runs[(r["method"], c, int(r["seed"]))].append(100 * float(v))
+    acc: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for (m, c, _), vs in runs.items():
+        acc[m][c].append(float(np.mean(vs)))
     classes = sorted({c for m in acc.values() for c in m}, key=int)
     present = [m for m in methods if m in acc]
     lines = [f"Per-class accuracy (%, mean over seeds) at {shots} shot{'s' * (shots != 1)}:", "",
@@ -186,7 +190,8 @@ def markdown_report(records: Sequence[dict[str, Any]], source: str = "") -> str:
              "seed is trained on the same split: `shots` random labelled pixels per class "
              "(`hsizoo.data.splits.few_shot_split` with that seed), and tested on every other "
              "labelled pixel. Cells are mean ± sample std over seeds (number of seeds; a single "
-             "seed shows its value alone). OA and "
+             "seed shows its value alone; a split trained with several training seeds counts "
+             "once, with the mean of its runs). OA and "
              "AA in %; train and predict in seconds (predict: the test pixels only); peak RSS: "
              "the process's resident memory in MB, sampled during the run (all runs share one "
              "process, so it includes the interpreter, torch and the loaded scenes); run +MB: "

@@ -23,9 +23,14 @@ __all__ = ["Cell", "load_results", "method_order", "scene_order", "summarise"]
 
 @dataclass
 class Cell:
-    """The runs of one (scene, method, shots): values per seed of every reported quantity."""
+    """The runs of one (scene, method, shots): values per seed of every reported quantity.
+
+    A split trained with several training seeds (the runner's ``train_seeds``) has the mean of
+    its runs as its value, and ``runs`` says how many there were.
+    """
 
     values: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    runs: dict[int, int] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
@@ -60,21 +65,28 @@ def load_results(results_dir: str | Path) -> list[dict[str, Any]]:
         if isinstance(rec, dict) and rec.get("schema") == SCHEMA:
             rec["_path"] = str(p)
             out.append(rec)
-    return sorted(out, key=lambda r: (r["scene"], r["method"], r["shots"], r["seed"]))
+    return sorted(out, key=lambda r: (r["scene"], r["method"], r["shots"], r["seed"],
+                                      r.get("train_seed", r["seed"])))
 
 
 def summarise(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[int, Cell]]]:
-    """Group records as scene -> method -> shots -> :class:`Cell`."""
+    """Group records as scene -> method -> shots -> :class:`Cell` (a split's runs with several
+    training seeds averaged into one value per seed)."""
     table: dict[str, dict[str, dict[int, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    sums: dict[tuple, list[float]] = defaultdict(list)
     for r in records:
         cell = table[r["scene"]][r["method"]].setdefault(int(r["shots"]), Cell())
+        seed = int(r["seed"])
+        cell.runs[seed] = cell.runs.get(seed, 0) + 1
         mem = r.get("memory", {})
         vals = {"oa": 100 * r["oa"], "aa": 100 * r["aa"], "kappa": r["kappa"],
                 "train_s": r["timing"]["train_s"], "predict_s": r["timing"]["predict_s"],
                 "peak_mb": mem.get("peak_rss_mb", mem.get("process_maxrss_mb", math.nan)),
                 "delta_mb": mem.get("peak_rss_delta_mb", math.nan)}
         for k, v in vals.items():
-            cell.values[k][int(r["seed"])] = float(v if v is not None else math.nan)
+            vs = sums[(r["scene"], r["method"], int(r["shots"]), seed, k)]
+            vs.append(float(v if v is not None else math.nan))
+            cell.values[k][seed] = float(np.mean(vs))
     return table
 
 

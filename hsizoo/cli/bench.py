@@ -29,6 +29,9 @@ def add_run_arguments(p: argparse.ArgumentParser, default_out: str | Path | None
     p.add_argument("--shots", nargs="+", default=["1,5,10"],
                    help="labelled pixels per class, e.g. 1,5,10 (default)")
     p.add_argument("--seeds", nargs="+", default=["0-9"], help="seeds, e.g. 0-9 (default) or 0,1")
+    p.add_argument("--train-seeds", nargs="+", default=None,
+                   help="train every split once per training seed, e.g. 100-103, to average "
+                   "out training noise (default: each split trains with its own seed)")
     p.add_argument("--steps", type=int, default=200, help="S2Former fine-tuning steps (200)")
     p.add_argument("--baseline-steps", type=int, default=300,
                    help="HybridSN training steps (300)")
@@ -94,7 +97,9 @@ def run_from_args(args: argparse.Namespace,
         parse_int_list(args.seeds), options_from_args(args), args.out, force=args.force,
         time_limit=args.time_limit, data_root=args.data_root,
         environment=environment() if environment is not None and not args.dry_run else None,
-        dry_run=args.dry_run, stop_on_error=args.stop_on_error, print_fn=say)
+        dry_run=args.dry_run, stop_on_error=args.stop_on_error, print_fn=say,
+        train_seeds=None if getattr(args, "train_seeds", None) is None
+        else parse_int_list(args.train_seeds))
     if as_json:
         from hsizoo.cli import print_json
 

@@ -133,6 +133,39 @@ def test_resume_skips_existing_and_force_reruns(bench: dict) -> None:
         assert (z["class_map"] > 0).all()  # every valid pixel of the scene is mapped
 
 
+def test_training_seeds_repeat_a_split_and_are_averaged_per_split(bench: dict,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    lines: list[str] = []
+    s = run_benchmark([SCENE], ["s2former_scratch"], SHOTS, [0, 1], _opts(bench["ckpt"]), out,
+                      environment={}, scene_objects={SCENE: bench["scene"]},
+                      train_seeds=[0, 7], print_fn=lines.append)
+    assert not s.failed and len(s.done) == 4
+    assert "x 2 training seed(s)" in lines[0]
+    names = sorted(p.name for p in s.done)
+    assert names == ["shots2_seed0.json", "shots2_seed0_train7.json", "shots2_seed1_train0.json",
+                     "shots2_seed1_train7.json"]
+    recs = {(r["seed"], r["train_seed"]): r for r in _records(out)}
+    assert set(recs) == {(0, 0), (0, 7), (1, 0), (1, 7)}
+    # Same split for every training seed, different training.
+    assert recs[(0, 0)]["split"]["train_sha256"] == recs[(0, 7)]["split"]["train_sha256"]
+    assert recs[(0, 0)]["split"]["train_sha256"] != recs[(1, 0)]["split"]["train_sha256"]
+    # Maps only for the map seed trained with its own seed.
+    assert [p.name for p in out.rglob("*_map.npz")] == ["shots2_seed0_map.npz"]
+    cell = summarise(recs.values())[SCENE]["s2former_scratch"][2]
+    assert cell.seeds == [0, 1] and cell.runs == {0: 2, 1: 2}
+    for seed in (0, 1):
+        want = 50 * (recs[(seed, 0)]["oa"] + recs[(seed, 7)]["oa"])
+        assert cell.values["oa"][seed] == pytest.approx(want)
+    s = run_benchmark([SCENE], ["s2former_scratch"], SHOTS, [0, 1], _opts(bench["ckpt"]), out,
+                      environment={}, scene_objects={SCENE: bench["scene"]},
+                      train_seeds=[0, 7], print_fn=print)
+    assert s.done == [] and s.skipped_existing == 4
+    with pytest.raises(ValueError, match="train_seeds"):
+        run_benchmark([SCENE], ["svm_raw"], SHOTS, [0], _opts(bench["ckpt"]), out,
+                      environment={}, train_seeds=[-1], print_fn=print)
+
+
 def test_missing_checkpoint_and_scene_are_skipped_with_a_reason(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     lines: list[str] = []
@@ -240,6 +273,11 @@ def test_cli_bench_run_dry_run_and_report(bench: dict, tmp_path: Path,
                  "--seeds", "0-2", "--out", str(bench["out"]), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "4 already stored" in out and "would run simulated:rosis:32x32x4:0 rf shots=2 seed=2" in out
+    assert main(["bench", "run", "--scenes", SCENE, "--methods", "svm_raw", "--shots", "2",
+                 "--seeds", "0", "--train-seeds", "0,5", "--out", str(bench["out"]),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "1 already stored" in out and "svm_raw shots=2 seed=0 train_seed=5" in out
     assert main(["bench", "report", "--results", str(bench["out"]), "--out-dir",
                  str(tmp_path)]) == 0
     assert (tmp_path / "fewshot.md").is_file()
