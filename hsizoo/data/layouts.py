@@ -89,7 +89,7 @@ def load_layout(name: str) -> np.ndarray:
 
 def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed: int = 0,
                 kind: str = "voronoi", *, background: float = 0.15,
-                fields_per_class: int = 1) -> np.ndarray:
+                fields_per_class: int = 1, class_skew: float = 0.0) -> np.ndarray:
     """Generate a class layout.
 
     Args:
@@ -101,6 +101,11 @@ def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed:
         background: Fraction of regions left unlabelled (0).
         fields_per_class: For "fields": at least this many fields per class on average (more,
             smaller fields; several fields of one crop, as on Indian Pines).
+        class_skew: Unequal class areas. 0 (default): every region beyond the first of each
+            class takes a class uniformly at random. s > 0: it takes the class ranked r (in a
+            random order of the classes) with probability proportional to r ** -s, so a few
+            classes cover most of the scene and the rest one region each, as the classes of
+            real scenes do (s = 1.5 with 8 classes: the largest class about half the regions).
 
     Returns:
         (H, W) int64 label map, 0 = unlabelled, 1..K classes.
@@ -117,11 +122,14 @@ def make_layout(shape: tuple[int, int] = (145, 145), num_classes: int = 8, seed:
     if isinstance(fields_per_class, bool) or not isinstance(fields_per_class, (int, np.integer)) \
             or fields_per_class < 1:
         raise ValueError(f"fields_per_class must be a positive integer; got {fields_per_class!r}.")
+    if not (np.isfinite(class_skew) and class_skew >= 0):
+        raise ValueError(f"class_skew must be a finite number >= 0; got {class_skew}.")
     rng = np.random.default_rng(seed)
     if kind == "voronoi":
-        return _voronoi_layout(h, w, int(num_classes), rng, background)
+        return _voronoi_layout(h, w, int(num_classes), rng, background, float(class_skew))
     if kind == "fields":
-        return _fields_layout(h, w, int(num_classes), rng, background, int(fields_per_class))
+        return _fields_layout(h, w, int(num_classes), rng, background, int(fields_per_class),
+                              float(class_skew))
     raise ValueError(f"Unknown layout kind {kind!r}; use 'voronoi' or 'fields'.")
 
 
@@ -133,16 +141,24 @@ def _check_shape(shape: object) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def _region_classes(n: int, k: int, rng: np.random.Generator, background: float) -> np.ndarray:
-    # The first k regions get every class once, so all classes occur; the rest are random.
-    extra = np.where(rng.random(n - k) < background, 0, rng.integers(1, k + 1, n - k))
+def _region_classes(n: int, k: int, rng: np.random.Generator, background: float,
+                    skew: float = 0.0) -> np.ndarray:
+    # The first k regions get every class once, so all classes occur; the rest are random
+    # (uniform, or with probabilities falling as a power of a random class rank).
+    unlabelled = rng.random(n - k) < background
+    if skew > 0:
+        p = np.arange(1, k + 1, dtype=float) ** -skew
+        drawn = rng.permutation(np.arange(1, k + 1))[rng.choice(k, n - k, p=p / p.sum())]
+    else:
+        drawn = rng.integers(1, k + 1, n - k)
+    extra = np.where(unlabelled, 0, drawn)
     if background > 0 and extra.size and not np.any(extra == 0):
         extra[0] = 0  # some unlabelled background, as the docstring promises
     return rng.permutation(np.concatenate([rng.permutation(np.arange(1, k + 1)), extra]))
 
 
 def _voronoi_layout(h: int, w: int, k: int, rng: np.random.Generator,
-                    background: float) -> np.ndarray:
+                    background: float, skew: float = 0.0) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     n = max(2 * k + 2, (h * w) // 600)
@@ -151,7 +167,7 @@ def _voronoi_layout(h: int, w: int, k: int, rng: np.random.Generator,
     sites = rng.random((n, 2)) * (h, w)
     rr, cc = np.mgrid[0:h, 0:w]
     _, nearest = cKDTree(sites).query(np.stack([rr.ravel() + 0.5, cc.ravel() + 0.5], axis=1))
-    return _region_classes(n, k, rng, background)[nearest].reshape(h, w).astype(np.int64)
+    return _region_classes(n, k, rng, background, skew)[nearest].reshape(h, w).astype(np.int64)
 
 
 def _cuts(length: int, lo: int, hi: int, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -166,7 +182,7 @@ def _cuts(length: int, lo: int, hi: int, rng: np.random.Generator) -> list[tuple
 
 
 def _fields_layout(h: int, w: int, k: int, rng: np.random.Generator,
-                   background: float, per_class: int = 1) -> np.ndarray:
+                   background: float, per_class: int = 1, skew: float = 0.0) -> np.ndarray:
     for scale in (1.0, 0.7, 0.5, 0.35, 0.25, 0.18, 0.12):
         lo_r, lo_c = max(3, int(h * scale / 6)), max(3, int(w * scale / 6))
         strips = _cuts(h, lo_r, max(lo_r, int(h * scale / 3)), rng)
@@ -178,7 +194,7 @@ def _fields_layout(h: int, w: int, k: int, rng: np.random.Generator,
         raise ValueError(f"A {h} x {w} layout is too small for {k * per_class} rectangular "
                          "fields; use a larger shape, fewer fields or kind='voronoi'.")
     out = np.zeros((h, w), dtype=np.int64)
-    classes = _region_classes(len(fields), k, rng, background)
+    classes = _region_classes(len(fields), k, rng, background, skew)
     for ((r0, r1), (c0, c1)), cls in zip(fields, classes):
         # Unlabelled tracks (1-2 pixels) between fields, as between real fields.
         tr, tc = int(rng.integers(1, 3)), int(rng.integers(1, 3))

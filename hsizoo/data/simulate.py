@@ -166,7 +166,7 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                    illumination: float = 0.12, variability: float = 0.25,
                    class_names: Sequence[str] | None = None, num_classes: int = 8,
                    field_variability: float = 0.0, layout_kind: str = "voronoi",
-                   fields_per_class: int = 1,
+                   fields_per_class: int = 1, class_skew: float = 0.0,
                    material_pool: int | dict[str, int] | None = None) -> Scene:
     """Simulate a reflectance scene on a class layout from real library spectra.
 
@@ -195,6 +195,8 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
             region of one class; it also draws its own mixture of each slot's spectra.
         layout_kind: Kind of a generated layout (:func:`make_layout`: "voronoi" or "fields").
         fields_per_class: Fields per class of a generated "fields" layout.
+        class_skew: Unequal class areas of a generated layout (:func:`make_layout`; 0 = none,
+            the scene as before this option existed).
         material_pool: At most this many distinct spectra sets per cover type (an int for
             every type, or ``{"vegetation": 3, "soil": 1, "npv": 1}``); later classes reuse
             one of them, so classes differ by their proportions rather than by their materials,
@@ -213,16 +215,20 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
 
     preset = get_sensor(sensor)
     for name, value in (("mixing_width", mixing_width), ("illumination", illumination),
-                        ("variability", variability), ("field_variability", field_variability)):
+                        ("variability", variability), ("field_variability", field_variability),
+                        ("class_skew", class_skew)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0; got {value}.")
     if noise_snr is not None and not noise_snr > 0:
         raise ValueError(f"noise_snr must be > 0 (or None for no noise); got {noise_snr}.")
     if layout_kind not in ("voronoi", "fields"):
         raise ValueError(f"layout_kind must be 'voronoi' or 'fields'; got {layout_kind!r}.")
-    if isinstance(layout, tuple) and layout_kind != "voronoi":
+    if class_skew and not isinstance(layout, tuple):
+        raise ValueError("class_skew applies to a generated layout (give its (H, W) shape); a "
+                         "given or named label map keeps its own class areas.")
+    if isinstance(layout, tuple) and (layout_kind != "voronoi" or class_skew):
         layout = make_layout(layout, num_classes=num_classes, seed=seed, kind=layout_kind,
-                             fields_per_class=fields_per_class)
+                             fields_per_class=fields_per_class, class_skew=class_skew)
     labels, layout_name = _as_layout(layout, seed, num_classes)
     k = int(labels.max())
     if class_names is None:
@@ -287,7 +293,8 @@ def simulate_scene(layout: np.ndarray | str | tuple[int, int] = (145, 145),
                    **({"field_variability": field_variability} if field_variability > 0 else {}),
                    **({"layout_kind": layout_kind, "fields_per_class": fields_per_class}
                       if layout_kind != "voronoi" else {}),
-                   **({"material_pool": _pool(material_pool)} if material_pool else {})},
+                   **({"material_pool": _pool(material_pool)} if material_pool else {}),
+                   **({"class_skew": class_skew} if class_skew else {})},
         **_coverage(lib.wavelengths, preset.wavelengths),
     }
     fwhm = None if preset.fwhm is None else np.array(preset.fwhm)

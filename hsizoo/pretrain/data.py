@@ -29,7 +29,7 @@ def _data_root(root: str | os.PathLike[str] | None) -> Path:
 _SIM_OPTIONS = {"fields": ("field_variability", float), "kind": ("layout_kind", str),
                 "per_class": ("fields_per_class", int), "pool": ("material_pool", "pool"),
                 "names": ("names", str), "variability": ("variability", float),
-                "noise_snr": ("noise_snr", float)}
+                "noise_snr": ("noise_snr", float), "skew": ("class_skew", float)}
 
 
 def _parse_pool(text: str) -> int | dict[str, int]:
@@ -80,7 +80,8 @@ def load_scene_spec(spec: str, data_root: str | os.PathLike[str] | None = None) 
           ``per_class`` (fields per class of a ``fields`` layout), ``pool`` (the
           ``material_pool``: ``3``, or ``vegetation3+soil1+npv1``),
           ``names`` (classes named ``<names> 1`` .. ``<names> K``: ``names=crop`` makes every
-          class a crop, as on Indian Pines), ``variability``, ``noise_snr``. Example:
+          class a crop, as on Indian Pines), ``variability``, ``noise_snr``, ``skew`` (the ``class_skew`` of a generated layout:
+          unequal class areas). Example:
           ``simulated:aviris_indian_pines:145x145x16:3:kind=fields/per_class=3/names=crop/pool=vegetation3+soil1+npv1``.
         * a path to a GeoTIFF / ENVI / .mat file: :func:`hsizoo.io.read_scene`.
 

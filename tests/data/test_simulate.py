@@ -380,3 +380,36 @@ def test_material_pool_makes_classes_share_materials() -> None:
     np.testing.assert_array_equal(s.cube, shared.cube)
     with pytest.raises(ValueError, match="vegetation3"):
         pt.load_scene_spec("simulated:enmap:32x32:1:pool=lots")
+
+
+# --- unequal class areas ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["voronoi", "fields"])
+def test_class_skew_makes_class_areas_unequal_and_zero_changes_nothing(kind: str) -> None:
+    kw = dict(num_classes=8, seed=3, kind=kind, **({"fields_per_class": 3}
+                                                    if kind == "fields" else {}))
+    plain = make_layout((145, 145), **kw)
+    np.testing.assert_array_equal(make_layout((145, 145), class_skew=0.0, **kw), plain)
+
+    def largest_share(lab: np.ndarray) -> float:
+        areas = np.bincount(lab.ravel(), minlength=9)[1:]
+        return float(areas.max() / areas.sum())
+
+    skewed = make_layout((145, 145), class_skew=2.0, **kw)
+    assert set(np.unique(skewed)) - {0} == set(range(1, 9))  # every class still occurs
+    assert largest_share(skewed) > 1.5 * largest_share(plain)
+    with pytest.raises(ValueError, match="class_skew"):
+        make_layout((32, 32), class_skew=-1.0)
+
+
+def test_class_skew_reaches_the_scene_from_its_spec() -> None:
+    from hsizoo import pretrain as pt
+
+    s = pt.load_scene_spec("simulated:aviris_indian_pines:96x96x6:2:kind=fields/per_class=2/skew=1.5")
+    assert s.meta["params"]["class_skew"] == 1.5
+    np.testing.assert_array_equal(
+        s.labels, make_layout((96, 96), num_classes=6, seed=2, kind="fields", fields_per_class=2,
+                              class_skew=1.5))
+    with pytest.raises(ValueError, match="generated layout"):
+        simulate_scene(make_layout((32, 32), num_classes=3), class_skew=1.0)
